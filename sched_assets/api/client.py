@@ -1,0 +1,391 @@
+"""HTTP client for the scheduling API: auth, record selection, paging, retries and rate-limit pacing.
+
+Plain Python (httpx + orjson). It knows nothing about Dagster, DuckDB or Polars.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from sched_assets import __version__
+from sched_assets.api.errors import (
+    ApiError,
+    ConfigError,
+    RetriesExhaustedError,
+    describe_body,
+    error_for_status,
+)
+from sched_assets.api.ratelimit import RateLimitPacer, retry_after_seconds
+from sched_assets.api.selector import select_records
+from sched_assets.api.specs import MAX_PAGE_SIZE, SECRET_FIELDS, EndpointSpec
+
+USER_AGENT = f"sched_assets/{__version__} (python-httpx/{httpx.__version__})"
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_LOG = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything the client needs; validated before any request is sent."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    page_size: int = 100
+    max_retries: int = 3
+    backoff_factor: float = 2.0
+    max_backoff_seconds: float = 60.0
+    rate_limit_wait_seconds: float = 60.0
+    max_rate_limit_wait_seconds: float = 180.0
+    rate_limit_reserve: int = 1
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 60.0
+    concurrency: int = 4
+
+    def validate(self) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"SCHED_API_BASE_URL {self.base_url!r} is not an http(s) URL. "
+                "Set it to the API root including the version prefix, e.g. https://api.cal.com/v2."
+            )
+        if not self.api_key or not self.api_key.strip():
+            raise ConfigError(
+                "No API key: set SCHED_API_KEY to your API key (Settings > Developer > API keys)."
+            )
+        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise ConfigError(
+                f"page_size must be between 1 and {MAX_PAGE_SIZE} (the API's limit); got {self.page_size}."
+            )
+        if self.max_retries < 0:
+            raise ConfigError(f"max_retries must be 0 or more; got {self.max_retries}.")
+        if self.backoff_factor < 0 or self.max_backoff_seconds < 0:
+            raise ConfigError("backoff_factor and max_backoff_seconds must not be negative.")
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1; got {self.concurrency}.")
+        if self.connect_timeout_seconds <= 0 or self.read_timeout_seconds <= 0:
+            raise ConfigError("Timeouts must be positive numbers of seconds.")
+
+
+@dataclass
+class SyncStats:
+    """Counters for one resource's fetch, reported as asset metadata."""
+
+    requests: int = 0
+    retries: int = 0
+    pages: int = 0
+    records: int = 0
+    throttled: int = 0
+    rate_limit_waits: int = 0
+    rate_limit_wait_seconds: float = 0.0
+    stopped_by: str = ""
+    started: float = field(default_factory=time.monotonic)
+    elapsed_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: float) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class Page:
+    """The records of one response, already selected and stripped of secrets."""
+
+    number: int
+    records: list[Record]
+    skip: int | None = None
+    pagination: Mapping[str, Any] | None = None
+
+
+class _Response:
+    __slots__ = ("body", "headers")
+
+    def __init__(self, body: Any, headers: httpx.Headers) -> None:
+        self.body = body
+        self.headers = headers
+
+
+class SchedApiClient:
+    """Reads the API's resources; one instance per sync, shared by its worker threads."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        logger: logging.Logger | Any | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self._log = logger or _LOG
+        self._sleep = sleep
+        self._random = random.Random()
+        self.pacer = RateLimitPacer(
+            reserve=config.rate_limit_reserve, clock=clock, sleep=sleep, on_wait=self._log_pacing
+        )
+        self._http = httpx.Client(
+            base_url=config.base_url.rstrip("/"),
+            headers={
+                "Authorization": f"Bearer {config.api_key}",
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            },
+            timeout=httpx.Timeout(
+                config.read_timeout_seconds, connect=config.connect_timeout_seconds, pool=None
+            ),
+            limits=httpx.Limits(
+                max_connections=config.concurrency + 1, max_keepalive_connections=config.concurrency + 1
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"SchedApiClient(base_url={self.config.base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SchedApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- public reading API -------------------------------------------------------------------
+
+    def iter_pages(
+        self, spec: EndpointSpec, params: Mapping[str, str] | None = None, stats: SyncStats | None = None
+    ) -> Iterator[Page]:
+        """Every page of `spec`, in order. Unpaged endpoints are requested exactly once."""
+        stats = stats if stats is not None else SyncStats()
+        try:
+            if spec.paged:
+                yield from self._iter_paged(spec, dict(params or {}), stats)
+            else:
+                response = self._get(spec, dict(params or {}), stats)
+                page = Page(1, self._records(spec, response.body))
+                stats.add(pages=1, records=len(page.records))
+                stats.stopped_by = "unpaged"
+                yield page
+        finally:
+            stats.rate_limit_waits = self.pacer.waits
+            stats.rate_limit_wait_seconds = round(self.pacer.waited_seconds, 3)
+            stats.elapsed_seconds = round(time.monotonic() - stats.started, 3)
+
+    def fetch_all(
+        self, spec: EndpointSpec, params: Mapping[str, str] | None = None, stats: SyncStats | None = None
+    ) -> list[Record]:
+        """All records of `spec`, de-duplicated on its primary key (the last one seen wins)."""
+        by_key: dict[tuple[Any, ...], Record] = {}
+        for page in self.iter_pages(spec, params, stats):
+            for record in page.records:
+                key = record_key(spec, record)
+                by_key.pop(key, None)  # re-insert so order follows the last sighting
+                by_key[key] = record
+        return list(by_key.values())
+
+    # ---- paging -------------------------------------------------------------------------------
+
+    def _iter_paged(self, spec: EndpointSpec, params: dict[str, str], stats: SyncStats) -> Iterator[Page]:
+        take = self.config.page_size
+        seen_pages: set[int] = set()
+        first = self._fetch_page(spec, params, 0, take, 1, stats)
+        reason = self._stop_reason(spec, first, take, seen_pages, stats)
+        yield first
+        if reason:
+            return
+        total = _int_or_none((first.pagination or {}).get("totalItems"))
+        number, skip = 1, take
+        with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="sched-page") as pool:
+            pending: list[tuple[int, Future[Page]]] = []
+            try:
+                while True:
+                    # Keep up to `concurrency` pages in flight while the announced total says there are more;
+                    # past it (or without a total) go one page at a time so a growing account still ends.
+                    window = self.config.concurrency if total is not None and skip < total else 1
+                    while len(pending) < window and (not pending or (total is not None and skip < total)):
+                        number += 1
+                        pending.append(
+                            (skip, pool.submit(self._fetch_page, spec, params, skip, take, number, stats))
+                        )
+                        skip += take
+                    _, future = pending.pop(0)
+                    page = future.result()
+                    reason = self._stop_reason(spec, page, take, seen_pages, stats)
+                    if reason.startswith("loop guard"):
+                        return  # its records repeat a page already yielded
+                    yield page
+                    if reason:
+                        return
+                    if page.pagination is not None:
+                        latest_total = _int_or_none(page.pagination.get("totalItems"))
+                        if latest_total is not None:
+                            total = latest_total
+            finally:
+                for _, future in pending:
+                    future.cancel()
+
+    def _fetch_page(
+        self, spec: EndpointSpec, params: dict[str, str], skip: int, take: int, number: int, stats: SyncStats
+    ) -> Page:
+        response = self._get(spec, {**params, "take": str(take), "skip": str(skip)}, stats)
+        body = response.body
+        pagination = body.get("pagination") if isinstance(body, dict) else None
+        page = Page(
+            number, self._records(spec, body), skip, pagination if isinstance(pagination, dict) else None
+        )
+        return page
+
+    def _stop_reason(
+        self, spec: EndpointSpec, page: Page, take: int, seen_pages: set[int], stats: SyncStats
+    ) -> str:
+        """The stop rule this page triggers ("" to go on); recorded in the stats."""
+        keys = tuple(record_key(spec, r) for r in page.records)
+        signature = hash(keys)
+        reason = ""
+        if not page.records:
+            reason = "empty page"
+        elif signature in seen_pages:
+            # A server that ignores `skip` returns the same page forever.
+            reason = "loop guard: page repeats an earlier page"
+            self._log.warning(
+                f"{spec.name}: page {page.number} (skip={page.skip}) repeats an earlier page; "
+                "the server seems to ignore `skip`. Stopping paging here."
+            )
+        else:
+            seen_pages.add(signature)
+            stats.add(pages=1, records=len(page.records))
+            pagination = page.pagination or {}
+            total = _int_or_none(pagination.get("totalItems"))
+            if len(page.records) < take:
+                reason = "short page"
+            elif pagination.get("hasNextPage") is False:
+                reason = "hasNextPage is false"
+            elif total is not None and page.skip is not None and page.skip + take >= total:
+                reason = "skip reached totalItems"
+        if reason:
+            stats.stopped_by = reason
+        return reason
+
+    def _records(self, spec: EndpointSpec, body: Any) -> list[Record]:
+        records = select_records(body, spec.selector)
+        secret = SECRET_FIELDS.get(spec.name)
+        if secret:
+            # OAuth tokens must not leave the client: not in tables, logs or metadata.
+            records = [{k: v for k, v in r.items() if k not in secret} for r in records]
+        return records
+
+    # ---- one request with retries -------------------------------------------------------------
+
+    def _get(self, spec: EndpointSpec, params: dict[str, str], stats: SyncStats) -> _Response:
+        path = spec.path
+        last_problem = ""
+        for attempt in range(self.config.max_retries + 1):
+            if attempt:
+                stats.add(retries=1)
+            self.pacer.acquire()
+            stats.add(requests=1)
+            try:
+                response = self._http.get(path, params=params, headers=spec.headers)
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                self.pacer.release(None)
+                last_problem = f"{type(exc).__name__} talking to the API"
+                self._retry_wait(spec, attempt, last_problem)
+                continue
+            except BaseException:
+                self.pacer.release(None)
+                raise
+            self.pacer.release(response.headers)
+            status = response.status_code
+            if status == 429:
+                stats.add(throttled=1)
+                wait = retry_after_seconds(
+                    response.headers,
+                    self.config.rate_limit_wait_seconds,
+                    self.config.max_rate_limit_wait_seconds,
+                )
+                self.pacer.block_for(wait)
+                code, message = describe_body(response.content, response.headers.get("content-type", ""))
+                last_problem = f"HTTP 429 ({code or 'rate limited'}: {message})"
+                self._log.warning(
+                    f"{spec.name}: rate limited (HTTP 429); waiting {wait:.0f} s for the block to end "
+                    f"(retry {attempt + 1} of {self.config.max_retries})."
+                )
+                continue
+            if status in RETRYABLE_STATUSES:
+                code, message = describe_body(response.content, response.headers.get("content-type", ""))
+                last_problem = f"HTTP {status} ({code + ': ' if code else ''}{message})"
+                self._retry_wait(spec, attempt, last_problem)
+                continue
+            if not 200 <= status < 300:
+                raise error_for_status(
+                    status, response.content, response.headers.get("content-type", ""), spec.name, path
+                )
+            try:
+                body = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                last_problem = "a 200 response whose body is not valid JSON (truncated?)"
+                self._retry_wait(spec, attempt, last_problem)
+                continue
+            self._log.debug(f"{spec.name}: GET {path} {status} ({len(response.content)} bytes)")
+            return _Response(body, response.headers)
+        raise RetriesExhaustedError(
+            f"{spec.name}: GET {path} still failing after {self.config.max_retries} retries; last problem: "
+            f"{last_problem}. The API or the network is having trouble: try again later, or raise "
+            "max_retries / backoff_factor in the resource config.",
+            path=path,
+        )
+
+    def _retry_wait(self, spec: EndpointSpec, attempt: int, problem: str) -> None:
+        if attempt >= self.config.max_retries:
+            return
+        base = self.config.backoff_factor * (2**attempt)
+        wait = min(base + self._random.uniform(0, base / 2), self.config.max_backoff_seconds)
+        self._log.warning(
+            f"{spec.name}: {problem}; retry {attempt + 1} of {self.config.max_retries} in {wait:.1f} s."
+        )
+        self._sleep(wait)
+
+    def _log_pacing(self, wait: float, why: str) -> None:
+        self._log.info(f"Pacing requests: {why} ({wait:.1f} s).")
+
+
+def record_key(spec: EndpointSpec, record: Record) -> tuple[Any, ...]:
+    """The primary key of a record as a hashable tuple."""
+    return tuple(_hashable(record.get(name)) for name in spec.primary_key)
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return value
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+__all__ = ["ApiError", "ClientConfig", "Page", "SchedApiClient", "SyncStats", "record_key"]

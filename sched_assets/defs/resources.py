@@ -1,0 +1,117 @@
+"""The API resource: configuration in the launchpad, a client per run, demo mode when nothing is set."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from sched_assets.api.client import ClientConfig, SchedApiClient
+from sched_assets.api.errors import ConfigError
+from sched_assets.api.specs import DEFAULT_PAGE_SIZE
+
+DEFAULT_BASE_URL = "https://api.cal.com/v2"
+DEMO_BASE_URL = "http://demo.invalid/v2"  # never resolved: demo requests go to an in-process transport
+DEFAULT_DATABASE = "data/sched.duckdb"
+DEMO_DATABASE = "data/demo.duckdb"
+
+
+def demo_mode_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """No key and no base URL: the built-in demo account (design.md, "Demo mode")."""
+    return not environ.get("SCHED_API_KEY") and not environ.get("SCHED_API_BASE_URL")
+
+
+def database_path_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """SCHED_DUCKDB_PATH, else a separate file for demo data so it never mixes with real rows."""
+    return environ.get("SCHED_DUCKDB_PATH") or (
+        DEMO_DATABASE if demo_mode_from_env(environ) else DEFAULT_DATABASE
+    )
+
+
+class SchedApiResource(dg.ConfigurableResource):
+    """Connection to the scheduling API (Cal.com v2). With no key and no base URL it serves a demo account."""
+
+    base_url: str | None = Field(
+        default=None, description="API root including the version prefix; unset means https://api.cal.com/v2."
+    )
+    api_key: str | None = Field(default=None, description="Bearer API key; set it with SCHED_API_KEY.")
+    page_size: int = Field(default=DEFAULT_PAGE_SIZE, description="Bookings per page (`take`), 1..250.")
+    max_retries: int = Field(
+        default=3, description="Retries per request for 429, 5xx, network errors and bad bodies."
+    )
+    backoff_factor: float = Field(
+        default=2.0, description="Exponential backoff: factor * 2**attempt seconds, plus jitter."
+    )
+    max_backoff_seconds: float = Field(default=60.0, description="Upper bound of one backoff wait.")
+    rate_limit_wait_seconds: float = Field(
+        default=60.0, description="Wait after a 429 that names no reset time (the API's block lasts 60 s)."
+    )
+    max_rate_limit_wait_seconds: float = Field(
+        default=180.0, description="Upper bound of any rate-limit wait."
+    )
+    rate_limit_reserve: int = Field(
+        default=1, description="Requests of each rate-limit window left unused, as a safety margin."
+    )
+    connect_timeout_seconds: float = Field(default=10.0, description="TCP/TLS connect timeout.")
+    read_timeout_seconds: float = Field(default=60.0, description="Timeout waiting for a response.")
+    concurrency: int = Field(
+        default=4, description="Bookings pages fetched at once (still paced by the rate limit)."
+    )
+    demo_bookings: int = Field(
+        default=2000, description="Size of the built-in demo account (demo mode only)."
+    )
+
+    @property
+    def is_demo(self) -> bool:
+        return not self.api_key and not self.base_url
+
+    @property
+    def source(self) -> str:
+        """What the metadata calls the source: `demo` or the API root."""
+        return "demo" if self.is_demo else (self.base_url or DEFAULT_BASE_URL)
+
+    def client_config(self) -> ClientConfig:
+        """Validated client settings; raises ConfigError before any request is sent."""
+        if self.is_demo:
+            from sched_assets.demo.app import DEMO_API_KEY
+
+            base_url, api_key = DEMO_BASE_URL, DEMO_API_KEY
+        else:
+            if not self.api_key:
+                raise ConfigError(
+                    f"SCHED_API_BASE_URL is set ({self.base_url}) but SCHED_API_KEY is not. Set SCHED_API_KEY to "
+                    "your API key, or unset SCHED_API_BASE_URL to run against the built-in demo account."
+                )
+            base_url, api_key = self.base_url or DEFAULT_BASE_URL, self.api_key
+        config = ClientConfig(
+            base_url=base_url,
+            api_key=api_key,
+            page_size=self.page_size,
+            max_retries=self.max_retries,
+            backoff_factor=self.backoff_factor,
+            max_backoff_seconds=self.max_backoff_seconds,
+            rate_limit_wait_seconds=self.rate_limit_wait_seconds,
+            max_rate_limit_wait_seconds=self.max_rate_limit_wait_seconds,
+            rate_limit_reserve=self.rate_limit_reserve,
+            connect_timeout_seconds=self.connect_timeout_seconds,
+            read_timeout_seconds=self.read_timeout_seconds,
+            concurrency=self.concurrency,
+        )
+        config.validate()
+        if self.demo_bookings < 0:
+            raise ConfigError(f"demo_bookings must be 0 or more; got {self.demo_bookings}.")
+        return config
+
+    def build_client(self, logger: Any | None = None) -> SchedApiClient:
+        """A client for one run. In demo mode it talks to the demo API in-process (no port, no network)."""
+        config = self.client_config()
+        transport = None
+        if self.is_demo:
+            from sched_assets.demo.app import DemoApi
+            from sched_assets.demo.generator import DemoAccount
+            from sched_assets.demo.transport import demo_transport
+
+            transport = demo_transport(DemoApi(DemoAccount(bookings=self.demo_bookings)))
+        return SchedApiClient(config, transport=transport, logger=logger)

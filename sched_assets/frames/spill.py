@@ -1,0 +1,63 @@
+"""Spill typed page frames to Parquet so a large resource never sits in memory as a whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+
+class PageSpill:
+    """Collects page frames and writes them to numbered Parquet files in `directory`.
+
+    Pages are buffered up to `batch_rows` rows so DuckDB later reads a few large files rather than
+    thousands of small ones; memory stays bounded by one batch.
+    """
+
+    def __init__(self, directory: Path, primary_key: tuple[str, ...], batch_rows: int = 25_000) -> None:
+        self._directory = directory
+        self._primary_key = list(primary_key)
+        self._batch_rows = batch_rows
+        self._buffer: list[pl.DataFrame] = []
+        self._buffered_rows = 0
+        self.paths: list[Path] = []
+        self.rows = 0
+
+    def add(self, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        self._buffer.append(frame)
+        self._buffered_rows += frame.height
+        self.rows += frame.height
+        if self._buffered_rows >= self._batch_rows:
+            self._flush()
+
+    def finish(self) -> list[Path]:
+        """Flush, then drop repeated keys (offset paging is not snapshot-safe; the last sighting wins)."""
+        self._flush()
+        if not self.paths or not self._primary_key:
+            return self.paths
+        keys = pl.scan_parquet(self.paths).select(self._primary_key).collect()
+        unique = keys.unique().height
+        if unique == keys.height:
+            return self.paths
+        deduped = self._directory / "deduplicated.parquet"
+        (
+            pl.scan_parquet(self.paths)
+            .unique(subset=self._primary_key, keep="last", maintain_order=True)
+            .sink_parquet(deduped)
+        )
+        for path in self.paths:
+            path.unlink()
+        self.paths = [deduped]
+        self.rows = unique
+        return self.paths
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        path = self._directory / f"part-{len(self.paths):06d}.parquet"
+        pl.concat(self._buffer, how="vertical").write_parquet(path, compression="lz4", statistics=False)
+        self.paths.append(path)
+        self._buffer.clear()
+        self._buffered_rows = 0
