@@ -5,7 +5,6 @@ spills typed pages to Parquet, and only when *every* fetch has succeeded hands t
 manager. A failing API therefore changes no table at all, and DuckDB's single writer is never contested.
 """
 
-from __future__ import annotations
 
 import tempfile
 import threading
@@ -168,7 +167,12 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
 
     @dg.multi_asset(
         name="raw_sources",
-        specs=[_asset_spec(spec) for spec in endpoints],
+        outs={
+            raw_key(spec.name).to_python_identifier(): dg.AssetOut.from_spec(
+                _asset_spec(spec), dagster_type=TableWrite, is_required=False
+            )
+            for spec in endpoints
+        },
         can_subset=True,
         description="Fetches the selected API resources concurrently and writes them to DuckDB schema `raw`.",
     )

@@ -1,0 +1,79 @@
+"""`analytics.event_type_stats`: booking outcomes per event type."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from sched_assets.analytics._sql import (
+    ACCEPTED,
+    BOOKING_FACTS,
+    CANCELLED,
+    EVENT_TYPE_FACTS,
+    PENDING,
+    PROFILE,
+    query,
+)
+
+_CTES: tuple[str, ...] = (
+    PROFILE,
+    EVENT_TYPE_FACTS,
+    BOOKING_FACTS,
+    # Known event types, plus ids that bookings reference but raw.event_types lacks (deleted event
+    # types, or another user's): their bookings still count, under the profile's default schedule.
+    """
+event_type_keys AS (
+    SELECT event_type_id, title, slug, schedule_id, true AS is_known
+    FROM event_type_facts
+    UNION ALL
+    SELECT DISTINCT bf.event_type_id, NULL, NULL, p.default_schedule_id, false
+    FROM booking_facts AS bf
+    CROSS JOIN profile AS p
+    WHERE bf.event_type_id IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM event_type_facts AS et WHERE et.event_type_id = bf.event_type_id)
+)""",
+    f"""
+booking_stats AS (
+    SELECT
+        event_type_id,
+        count(*) AS bookings_total,
+        count(*) FILTER (WHERE status = {ACCEPTED}) AS accepted,
+        count(*) FILTER (WHERE status IN {CANCELLED}) AS cancelled,
+        count(*) FILTER (WHERE status IN {PENDING}) AS pending,
+        count(*) FILTER (WHERE is_no_show) AS no_shows,
+        avg((epoch(start) - epoch(created_at)) / 3600) AS avg_lead_time_hours,
+        avg(rating) AS avg_rating,
+        sum(duration) FILTER (WHERE status = {ACCEPTED}) AS booked_minutes
+    FROM booking_facts
+    WHERE event_type_id IS NOT NULL
+    GROUP BY event_type_id
+)""",
+)
+
+_SELECT = """
+SELECT
+    k.event_type_id,
+    CAST(k.title AS VARCHAR) AS title,
+    CAST(k.slug AS VARCHAR) AS slug,
+    CAST(k.schedule_id AS BIGINT) AS schedule_id,
+    k.is_known,
+    coalesce(s.bookings_total, 0) AS bookings_total,
+    coalesce(s.accepted, 0) AS accepted,
+    coalesce(s.cancelled, 0) AS cancelled,
+    coalesce(s.pending, 0) AS pending,
+    coalesce(s.no_shows, 0) AS no_shows,
+    CAST(s.cancelled AS DOUBLE) / nullif(s.bookings_total, 0) AS cancellation_rate,
+    CAST(s.no_shows AS DOUBLE) / nullif(s.accepted, 0) AS no_show_rate,
+    CAST(s.avg_lead_time_hours AS DOUBLE) AS avg_lead_time_hours,
+    CAST(s.avg_rating AS DOUBLE) AS avg_rating,
+    CAST(coalesce(s.booked_minutes, 0) AS BIGINT) AS booked_minutes
+FROM event_type_keys AS k
+LEFT JOIN booking_stats AS s ON s.event_type_id = k.event_type_id
+WHERE k.event_type_id IS NOT NULL
+ORDER BY k.event_type_id
+"""
+
+
+def event_type_stats(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """One row per event type id: totals by status, rates, lead time, rating and booked minutes."""
+    return query(con, _CTES, _SELECT)

@@ -1,0 +1,272 @@
+"""Asset checks on the raw and analytics tables, run as SQL inside DuckDB.
+
+- Every raw table: primary key unique and not null (blocking: a duplicated key would multiply rows in
+  every derived table, so derived assets do not run on it).
+- `raw/bookings`: bookings whose event type is missing from `raw.event_types` (warning).
+- Every analytics table: primary key unique and not null.
+- `analytics/booking_utilization_daily`: minutes never negative (error); days booked over 100% (warning).
+
+Checks only fetch counts and a few example rows, never whole tables.
+"""
+
+from collections.abc import Callable, Sequence
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from sched_assets.analytics.previews import markdown_table
+from sched_assets.analytics.specs import BOOKING_UTILIZATION_DAILY, TABLES
+from sched_assets.api.specs import ENDPOINTS
+from sched_assets.defs.analytics import analytics_key, raw_key
+from sched_assets.frames.columns import snake_case
+from sched_assets.storage import WarehouseResource
+
+EXAMPLES = 10
+PRIMARY_KEY_CHECK = "primary_key_unique_not_null"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _table_sql(table: str) -> str:
+    schema, name = table.split(".", 1)
+    return f"{_ident(schema)}.{_ident(name)}"
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".", 1)
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchall()
+    return found[0][0] > 0
+
+
+def _plain_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The table's columns in order, without JSON ones."""
+    schema, name = table.split(".", 1)
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "AND data_type <> 'JSON' ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def _missing_table(table: str, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=False,
+        severity=severity,
+        description=f"table {table} does not exist; materialize its asset first",
+        metadata={"table": table},
+    )
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
+    return con.sql(sql).pl()
+
+
+def _run(
+    warehouse: WarehouseResource,
+    tables: Sequence[str],
+    severity: dg.AssetCheckSeverity,
+    evaluate: Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult],
+) -> dg.AssetCheckResult:
+    """Open the warehouse read-only, fail cleanly if a table is missing, else evaluate."""
+    with warehouse.get_warehouse().connect(read_only=True) as con:
+        for table in tables:
+            if not _table_exists(con, table):
+                return _missing_table(table, severity)
+        return evaluate(con)
+
+
+def _primary_key_result(
+    con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str]
+) -> dg.AssetCheckResult:
+    source = _table_sql(table)
+    columns = ", ".join(_ident(c) for c in key)
+    any_null = " OR ".join(f"{_ident(c)} IS NULL" for c in key)
+    duplicates = (
+        f"SELECT {columns}, count(*) AS row_count FROM {source} "
+        f"WHERE NOT ({any_null}) GROUP BY {columns} HAVING count(*) > 1"
+    )
+    [(rows, null_rows)] = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {any_null}) FROM {source}"
+    ).fetchall()
+    [(duplicate_keys, duplicate_rows)] = con.execute(
+        f"SELECT count(*), coalesce(sum(row_count), 0) FROM ({duplicates})"
+    ).fetchall()
+    metadata: dict[str, object] = {
+        "table": table,
+        "primary_key": ", ".join(key),
+        "rows": rows,
+        "null_key_rows": null_rows,
+        "duplicate_keys": duplicate_keys,
+        "rows_with_duplicate_keys": int(duplicate_rows),
+    }
+    problems = []
+    if duplicate_keys:
+        examples = _frame(con, f"{duplicates} ORDER BY row_count DESC, {columns} LIMIT {EXAMPLES}")
+        metadata["duplicate_examples"] = dg.MetadataValue.md(markdown_table(examples))
+        problems.append(f"{duplicate_keys} key(s) appear more than once ({int(duplicate_rows)} rows)")
+    if null_rows:
+        # Key columns, then a few plain columns that help find the row (JSON is too wide to show).
+        shown = [*key, *[c for c in _plain_columns(con, table) if c not in key][:4]]
+        examples = _frame(
+            con, f"SELECT {', '.join(map(_ident, shown))} FROM {source} WHERE {any_null} LIMIT {EXAMPLES}"
+        )
+        metadata["null_key_examples"] = dg.MetadataValue.md(markdown_table(examples))
+        problems.append(f"{null_rows} row(s) have a null key")
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata=metadata,
+        description="; ".join(problems) or f"({', '.join(key)}) is unique and never null in {rows} rows",
+    )
+
+
+def primary_key_check(
+    asset_key: dg.AssetKey, table: str, key: Sequence[str], *, blocking: bool
+) -> dg.AssetChecksDefinition:
+    """A check that `key` is unique and never null in `table` (`schema.name`), for the asset `asset_key`."""
+
+    @dg.asset_check(
+        asset=asset_key,
+        name=PRIMARY_KEY_CHECK,
+        blocking=blocking,
+        description=f"Primary key ({', '.join(key)}) of {table} is unique and never null.",
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        return _run(
+            warehouse,
+            [table],
+            dg.AssetCheckSeverity.ERROR,
+            lambda con: _primary_key_result(con, table, key),
+        )
+
+    return _check
+
+
+raw_primary_key_checks: list[dg.AssetChecksDefinition] = [
+    primary_key_check(
+        raw_key(spec.name),
+        f"raw.{spec.name}",
+        [snake_case(field) for field in spec.primary_key],
+        blocking=True,
+    )
+    for spec in ENDPOINTS
+]
+
+
+@dg.asset_check(
+    asset=raw_key("bookings"),
+    additional_deps=[raw_key("event_types")],
+    description="Every booking's event_type_id is in raw.event_types (warns with the count and examples).",
+)
+def bookings_event_type_known(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Bookings of event types that `raw.event_types` lacks (deleted, or another user's)."""
+
+    def evaluate(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+        unknown = (
+            "FROM raw.bookings AS b WHERE b.event_type_id IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM raw.event_types AS et WHERE et.id = b.event_type_id)"
+        )
+        [(bookings, event_types)] = con.execute(
+            f"SELECT count(*), count(DISTINCT b.event_type_id) {unknown}"
+        ).fetchall()
+        [(without,)] = con.execute("SELECT count(*) FROM raw.bookings WHERE event_type_id IS NULL").fetchall()
+        examples = con.execute(
+            f"SELECT b.id, b.event_type_id {unknown} ORDER BY b.id LIMIT {EXAMPLES}"
+        ).fetchall()
+        return dg.AssetCheckResult(
+            passed=bookings == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "bookings_with_unknown_event_type": bookings,
+                "unknown_event_type_ids": event_types,
+                "example_booking_ids": dg.MetadataValue.json([row[0] for row in examples]),
+                "example_event_type_ids": dg.MetadataValue.json(sorted({row[1] for row in examples})),
+                "bookings_without_event_type": without,
+            },
+            description=(
+                f"{bookings} booking(s) reference {event_types} event type(s) missing from raw.event_types"
+                if bookings
+                else "every booking's event type is known"
+            ),
+        )
+
+    return _run(warehouse, ["raw.bookings", "raw.event_types"], dg.AssetCheckSeverity.WARN, evaluate)
+
+
+_UTILIZATION = BOOKING_UTILIZATION_DAILY.qualified_name
+
+
+@dg.asset_check(
+    asset=analytics_key(BOOKING_UTILIZATION_DAILY),
+    description="available_minutes, booked_minutes and buffer_minutes are never negative.",
+)
+def utilization_minutes_non_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """A negative minute count means a parsing or DST bug, never real data."""
+
+    def evaluate(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+        bad = "available_minutes < 0 OR booked_minutes < 0 OR buffer_minutes < 0"
+        [(count,)] = con.execute(f"SELECT count(*) FROM {_UTILIZATION} WHERE {bad}").fetchall()
+        metadata: dict[str, object] = {"negative_rows": count}
+        if count:
+            examples = _frame(
+                con,
+                f"SELECT schedule_id, date, available_minutes, booked_minutes, buffer_minutes "
+                f"FROM {_UTILIZATION} WHERE {bad} ORDER BY schedule_id, date LIMIT {EXAMPLES}",
+            )
+            metadata["examples"] = dg.MetadataValue.md(markdown_table(examples))
+        return dg.AssetCheckResult(
+            passed=count == 0,
+            metadata=metadata,
+            description=f"{count} row(s) with negative minutes" if count else "no negative minutes",
+        )
+
+    return _run(warehouse, [_UTILIZATION], dg.AssetCheckSeverity.ERROR, evaluate)
+
+
+@dg.asset_check(
+    asset=analytics_key(BOOKING_UTILIZATION_DAILY),
+    description="Days whose accepted bookings exceed the schedule's availability (utilization > 100%).",
+)
+def utilization_at_most_100_percent(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Over-booked days are possible (manual bookings, changed schedules) but worth a look: warns."""
+
+    def evaluate(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+        [(count,)] = con.execute(f"SELECT count(*) FROM {_UTILIZATION} WHERE utilization > 1").fetchall()
+        metadata: dict[str, object] = {"days_over_100_percent": count}
+        if count:
+            days = _frame(
+                con,
+                f"SELECT schedule_id, date, booked_minutes, available_minutes, "
+                f"round(utilization * 100, 1) AS utilization_pct FROM {_UTILIZATION} "
+                f"WHERE utilization > 1 ORDER BY utilization DESC, schedule_id, date LIMIT {EXAMPLES * 2}",
+            )
+            metadata["days"] = dg.MetadataValue.md(markdown_table(days))
+        return dg.AssetCheckResult(
+            passed=count == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata=metadata,
+            description=f"{count} day(s) booked over 100% of availability" if count else "no day over 100%",
+        )
+
+    return _run(warehouse, [_UTILIZATION], dg.AssetCheckSeverity.WARN, evaluate)
+
+
+analytics_primary_key_checks: list[dg.AssetChecksDefinition] = [
+    # Derived tables feed nothing downstream, so these report rather than block.
+    primary_key_check(analytics_key(table), table.qualified_name, table.primary_key, blocking=False)
+    for table in TABLES
+]
+
+raw_checks: list[dg.AssetChecksDefinition] = [*raw_primary_key_checks, bookings_event_type_known]
+analytics_checks: list[dg.AssetChecksDefinition] = [
+    *analytics_primary_key_checks,
+    utilization_minutes_non_negative,
+    utilization_at_most_100_percent,
+]
+checks: list[dg.AssetChecksDefinition] = [*raw_checks, *analytics_checks]
