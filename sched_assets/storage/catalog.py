@@ -1,0 +1,29 @@
+"""Questions about what is in the database: which tables and columns exist, with which types."""
+
+from __future__ import annotations
+
+import duckdb
+
+from .naming import TableName
+
+Column = tuple[str, str]  # (name, DuckDB type as DuckDB reports it, e.g. "TIMESTAMP WITH TIME ZONE")
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: TableName) -> list[Column] | None:
+    """The table's columns in table order, or None when the table does not exist."""
+    rows = con.execute(
+        """
+        SELECT column_name, data_type
+        FROM duckdb_columns()
+        WHERE database_name = current_database() AND schema_name = ? AND table_name = ?
+        ORDER BY column_index
+        """,
+        [table.schema, table.name],
+    ).fetchall()
+    return [(str(name), str(type_)) for name, type_ in rows] or None
+
+
+def row_count(con: duckdb.DuckDBPyConnection, table: TableName) -> int:
+    """Number of rows in an existing table."""
+    rows = con.execute(f"SELECT count(*) FROM {table.sql}").fetchall()  # fetchall finishes the result
+    return int(rows[0][0])
