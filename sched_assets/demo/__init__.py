@@ -1,0 +1,36 @@
+"""The demo API: a deterministic, realistic fake of the scheduling API (Cal.com v2).
+
+- `DemoAccount` (generator.py): the data, lazily generated, up to millions of bookings.
+- `DemoApi` (app.py): the HTTP behaviour (auth, versions, paging, filters, rate limit, faults).
+- `demo_transport` (in-process httpx) and `serve` (a real local socket) deliver it.
+
+Pure Python: standard library, httpx and orjson only.
+"""
+
+from sched_assets.demo.app import DEMO_API_KEY, DemoApi, DemoResponse, Stats
+from sched_assets.demo.faults import Faults
+from sched_assets.demo.generator import AS_OF, BOOKING_ID_BASE, RESOURCES, DemoAccount
+from sched_assets.demo.integrations import DEMO_OAUTH_TOKEN, DEMO_REFRESH_TOKEN, DEMO_SECRETS
+from sched_assets.demo.ratelimit import RateLimit
+from sched_assets.demo.server import DemoServer, serve
+from sched_assets.demo.transport import DEMO_BASE_URL, demo_transport
+
+__all__ = [
+    "AS_OF",
+    "BOOKING_ID_BASE",
+    "DEMO_API_KEY",
+    "DEMO_BASE_URL",
+    "DEMO_OAUTH_TOKEN",
+    "DEMO_REFRESH_TOKEN",
+    "DEMO_SECRETS",
+    "RESOURCES",
+    "DemoAccount",
+    "DemoApi",
+    "DemoResponse",
+    "DemoServer",
+    "Faults",
+    "RateLimit",
+    "Stats",
+    "demo_transport",
+    "serve",
+]

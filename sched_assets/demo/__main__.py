@@ -1,0 +1,100 @@
+"""Serve a demo account over HTTP: `uv run python -m sched_assets.demo --port 8000 --bookings 100000`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+
+from sched_assets.demo.app import DEMO_API_KEY, DemoApi
+from sched_assets.demo.faults import Faults
+from sched_assets.demo.generator import DemoAccount
+from sched_assets.demo.ratelimit import RateLimit
+from sched_assets.demo.server import serve
+
+
+def _fail_status(text: str) -> tuple[str, int]:
+    name, _, status = text.partition("=")
+    if not name or not status.isdigit():
+        raise argparse.ArgumentTypeError(f"expected RESOURCE=STATUS (e.g. bookings=403), got {text!r}")
+    return name, int(status)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sched_assets.demo", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on start)")
+    p.add_argument("--bookings", type=int, default=2000)
+    p.add_argument("--event-types", type=int, default=None)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--api-key", default=DEMO_API_KEY)
+    p.add_argument("--root", default="/v2", help="API root path (e.g. /v1 for guide-style paths)")
+    p.add_argument("--rate-limit", default="none", help="LIMIT/WINDOW/BLOCK, e.g. 120/60/60 (default: none)")
+    faults = p.add_argument_group("faults (all off by default)")
+    faults.add_argument("--fault-seed", type=int, default=0)
+    faults.add_argument("--error-rate", type=float, default=0.0)
+    faults.add_argument("--html-fraction", type=float, default=0.5)
+    faults.add_argument("--latency", type=float, default=0.0)
+    faults.add_argument("--spike-rate", type=float, default=0.0)
+    faults.add_argument("--spike-latency", type=float, default=2.0)
+    faults.add_argument("--truncate-rate", type=float, default=0.0)
+    faults.add_argument("--reset-rate", type=float, default=0.0)
+    faults.add_argument("--timeout-rate", type=float, default=0.0)
+    faults.add_argument("--timeout-stall", type=float, default=30.0, help="seconds a 'timeout' fault stalls")
+    faults.add_argument(
+        "--fail-status", type=_fail_status, action="append", default=[], metavar="RESOURCE=STATUS"
+    )
+    faults.add_argument("--fail-after", type=int, default=None)
+    faults.add_argument("--ignore-skip", action="store_true")
+    faults.add_argument("--overstate-total", type=int, default=0)
+    faults.add_argument("--drift", action="store_true")
+    faults.add_argument("--fault-resources", default="", help="comma list: restrict random faults to these")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    faults = Faults(
+        seed=args.fault_seed,
+        error_rate=args.error_rate,
+        html_fraction=args.html_fraction,
+        latency=args.latency,
+        spike_rate=args.spike_rate,
+        spike_latency=args.spike_latency,
+        truncate_rate=args.truncate_rate,
+        reset_rate=args.reset_rate,
+        timeout_rate=args.timeout_rate,
+        fail_status=dict(args.fail_status),
+        fail_after=args.fail_after,
+        ignore_skip=args.ignore_skip,
+        overstate_total=args.overstate_total,
+        drift=args.drift,
+        resources=frozenset(r for r in args.fault_resources.split(",") if r) or None,
+    )
+    started = time.perf_counter()
+    account = DemoAccount(bookings=args.bookings, event_types=args.event_types, seed=args.seed)
+    api = DemoApi(
+        account,
+        api_key=args.api_key,
+        root=args.root,
+        faults=faults,
+        rate_limit=RateLimit.parse(args.rate_limit),
+    )
+    server = serve(api, port=args.port, host=args.host, timeout_stall=args.timeout_stall)
+    took = time.perf_counter() - started
+    print(f"Demo API: {server.url}  ({account.booking_count} bookings, built in {took:.1f}s)")
+    print(f"API key:  {api.api_key}")
+    print(f"Admin:    {server.base_url}/_demo/stats")
+    sys.stdout.flush()  # a parent process reads the URL from our stdout
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Builds one booking record (v2 `2024-08-13` shape) on demand from (seed, slot, version).
+
+The account stores only the few numbers every filter needs (times, status, event type, version); the
+rest of a booking (people, answers, locations) is re-derived here from a per-slot RNG whenever it is
+served, so a million bookings cost a few arrays, not a million dicts.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sched_assets.demo.catalog import Catalog, EventType
+from sched_assets.demo.people import ATTENDEE_ZONES, EMAIL_PART, LANGUAGES, Json, person_name, pick
+from sched_assets.demo.timefmt import iso, iso_or_none
+
+STATUSES: tuple[str, ...] = ("accepted", "cancelled", "rejected", "pending", "awaiting_host")
+ACCEPTED, CANCELLED, REJECTED, PENDING, AWAITING_HOST = range(5)
+STATUS_CODES: dict[str, int] = {name: code for code, name in enumerate(STATUSES)}
+
+# Bookings of an event type that was deleted since: the id exists nowhere in /event-types.
+UNKNOWN_EVENT_TYPE_ID = 4999
+UNKNOWN_EVENT_TYPE_SLUG = "retired-consultation"
+UNKNOWN_LENGTH = 30
+
+RESCHEDULE_PERIOD = 53  # slot % 53 == 11 is rescheduled into slot + 1
+RESCHEDULE_OFFSET = 11
+
+_CANCEL_REASONS = (
+    "Something came up at work",
+    "Double booked, sorry!",
+    None,
+    "Illness",
+    "We found another solution",
+)
+_RESCHEDULE_REASONS = ("Traffic, need a later slot", "Conflict with an all-hands", "Moved to next week")
+_COMPANIES = ("Acme GmbH", "Globex", "Initech", "Umbrella Labs", "Hooli", "Vandelay Industries", "Stark & Co")
+_NOTES = (
+    "Looking forward to it!",
+    "Please send the agenda beforehand.",
+    "We would like to discuss pricing for 40 seats.",
+    "Can we record the session?",
+)
+
+
+def slot_key(seed: int, slot: int) -> int:
+    """The RNG seed of one booking slot; distinct for every (seed, slot)."""
+    return seed * 4_294_967_296 + slot
+
+
+def _uid_from(rng: random.Random) -> str:
+    raw = base64.b64encode(rng.getrandbits(132).to_bytes(17, "big"), altchars=b"xZ")
+    return raw[:22].decode()
+
+
+def booking_uid(seed: int, slot: int) -> str:
+    """The booking's `uid` (the first draw of its RNG, so records and cross-references agree)."""
+    return _uid_from(random.Random(slot_key(seed, slot)))
+
+
+def is_reschedule_source(slot: int, initial: int) -> bool:
+    """True for the cancelled half of a reschedule pair (the new booking is `slot + 1`)."""
+    return slot % RESCHEDULE_PERIOD == RESCHEDULE_OFFSET and slot + 1 < initial
+
+
+def _custom_value(rng: random.Random, key: str) -> Any:
+    # The same custom question is answered with different JSON types across bookings, as in the real API.
+    roll = rng.random()
+    if key == "company":
+        return pick(rng, _COMPANIES)
+    if key == "notes":
+        return pick(rng, _NOTES)
+    if key == "teamSize":
+        options = ("1-10", "11-50", "51-200", "200+")
+        return (
+            pick(rng, options)
+            if roll < 0.6
+            else (rng.randint(2, 400) if roll < 0.85 else [pick(rng, options)])
+        )
+    if key == "budget":
+        value = rng.randrange(500, 20_000, 250)
+        return value if roll < 0.6 else (str(value) if roll < 0.9 else value + 0.5)
+    if key == "topics":
+        topics = ("billing", "api", "onboarding", "sso")
+        return rng.sample(topics, rng.randint(1, 3)) if roll < 0.7 else pick(rng, topics)
+    if key == "newsletter":
+        return roll < 0.5 if roll < 0.8 else "on"
+    if key == "priority":
+        value = pick(rng, ("low", "normal", "urgent"))
+        return value if roll < 0.7 else {"value": value, "label": value.title()}
+    return pick(rng, _NOTES)
+
+
+_LETTERS = str.maketrans("0123456789abcdef", "qwertyuiopasdfgh")
+
+
+@dataclass(frozen=True)
+class _Where:
+    location: str | None
+    meeting_url: str | None
+    response: Json
+
+
+def _where(rng: random.Random, kind: str) -> _Where:
+    if kind == "google_meet":
+        code = f"{rng.getrandbits(50):013x}".translate(_LETTERS)
+        url = f"https://meet.google.com/{code[:3]}-{code[3:7]}-{code[7:10]}"
+        return _Where(url, url, {"value": "integrations:google:meet", "optionValue": ""})
+    if kind == "zoom":
+        url = f"https://us05web.zoom.us/j/{rng.randrange(10**9, 10**10)}?pwd=demo"
+        return _Where(url, url, {"value": "integrations:zoom", "optionValue": ""})
+    if kind == "phone":
+        number = f"+49 30 {rng.randrange(1_000_000, 9_999_999)}"
+        return _Where(number, None, {"value": "phone", "optionValue": number})
+    if kind == "in_person":
+        address = "Torstraße 109, 10119 Berlin"
+        return _Where(address, None, {"value": "inPerson", "optionValue": address})
+    url = "https://demo.example/support-room"
+    return _Where(url, url, {"value": "link", "optionValue": ""})
+
+
+class BookingFactory:
+    """Turns a slot's stored numbers into the full record the API would return."""
+
+    def __init__(self, catalog: Catalog, seed: int, initial: int) -> None:
+        self.catalog = catalog
+        self.seed = seed
+        self.initial = initial
+        # Rarely-present fields (rating, recurringBookingUid) start only after this slot, so a client
+        # that infers its schema from the first pages meets them deep into the sync.
+        self.late_from = int(initial * 0.6)
+
+    def _attendee(self, rng: random.Random) -> tuple[Json, str, str]:
+        first, last = person_name(rng)
+        email = f"{EMAIL_PART[first]}.{EMAIL_PART[last]}{rng.getrandbits(7)}@example.com"
+        attendee: Json = {
+            "name": f"{first} {last}",
+            "email": email,
+            "displayEmail": email,
+            "timeZone": pick(rng, ATTENDEE_ZONES),
+            "language": pick(rng, LANGUAGES),
+            "absent": rng.random() < 0.04,
+        }
+        if rng.random() < 0.2:
+            attendee["phoneNumber"] = f"+1 212 555 {rng.randrange(1000, 9999)}"
+        return attendee, first, last
+
+    def _responses(
+        self, rng: random.Random, first: str, last: str, email: str, et: EventType | None, where: _Where
+    ) -> Json:
+        name: str | Json = (
+            f"{first} {last}" if rng.random() < 0.65 else {"firstName": first, "lastName": last}
+        )
+        out: Json = {"name": name, "email": email, "location": dict(where.response)}
+        for key in et.custom_fields if et else ():
+            if rng.random() < 0.75:
+                out[key] = _custom_value(rng, key)
+        return out
+
+    def build(
+        self,
+        slot: int,
+        booking_id: int,
+        start: int,
+        end: int,
+        created: int,
+        updated: int,
+        status: int,
+        et_index: int,
+        version: int,
+    ) -> Json:
+        """The v2 record of one booking; deterministic in (seed, slot, stored numbers)."""
+        rng = random.Random(slot_key(self.seed, slot))
+        uid = _uid_from(rng)
+        et = self.catalog.event_types[et_index] if et_index >= 0 else None
+        owner = self.catalog.owner
+        if et is None:
+            hosts = [owner]
+        elif et.collective:
+            hosts = list(et.hosts)
+        else:
+            hosts = [pick(rng, et.hosts)]
+        seated = et is not None and et.seated
+        kind = pick(rng, et.location_kinds) if et else "google_meet"
+        where = _where(rng, kind)
+
+        roll = rng.random()
+        n_attendees = 2 + rng.randrange(3) if seated else (1 if roll < 0.8 else 2 if roll < 0.95 else 3)
+        people = [self._attendee(rng) for _ in range(n_attendees)]
+        attendees = [p[0] for p in people]
+        guests = [] if seated else [a["email"] for a in attendees[1:]]
+        et_title = et.record["title"] if et else "Consultation"
+        title = f"{et_title} between {hosts[0].name} and {attendees[0]['name']}"
+        description = pick(rng, ("", "", "Agenda: intro, demo, Q&A.", "Follow-up on our last call."))
+        if version:
+            # A touched booking visibly changed, not only its updatedAt.
+            title = f"{title} (updated)"
+            description = f"Updated by the host (revision {version})."
+
+        record: Json = {
+            "id": booking_id,
+            "uid": uid,
+            "title": title,
+            "description": description,
+            "hosts": [h.host() for h in hosts],
+            "status": STATUSES[status],
+        }
+        reschedule_source = is_reschedule_source(slot, self.initial) and status == CANCELLED
+        if status == CANCELLED:
+            record["cancellationReason"] = "Rescheduled" if reschedule_source else pick(rng, _CANCEL_REASONS)
+            record["cancelledByEmail"] = pick(rng, (hosts[0].email, attendees[0]["email"]))
+        if reschedule_source:
+            record["rescheduledToUid"] = booking_uid(self.seed, slot + 1)
+        elif slot >= 1 and slot < self.initial and is_reschedule_source(slot - 1, self.initial):
+            record["reschedulingReason"] = pick(rng, _RESCHEDULE_REASONS)
+            record["rescheduledFromUid"] = booking_uid(self.seed, slot - 1)
+        record.update(
+            {
+                "start": iso(start),
+                "end": iso(end),
+                "duration": (end - start) // 60,
+                "eventTypeId": et.id if et else UNKNOWN_EVENT_TYPE_ID,
+                "eventType": {"id": et.id, "slug": et.slug}
+                if et
+                else {"id": UNKNOWN_EVENT_TYPE_ID, "slug": UNKNOWN_EVENT_TYPE_SLUG},
+                "meetingUrl": where.meeting_url,
+                "location": where.location,
+                "absentHost": rng.random() < 0.03,
+                "createdAt": iso(created),
+                "updatedAt": iso_or_none(updated),
+                "metadata": {"videoCallUrl": where.meeting_url}
+                if where.meeting_url and rng.random() < 0.1
+                else {},
+            }
+        )
+        late = slot >= self.late_from
+        if late and status == ACCEPTED and rng.random() < 0.45:
+            record["rating"] = rng.randint(1, 5)
+        record["icsUid"] = f"{uid}@Cal.com"
+        if seated:
+            for attendee, first, last in people:
+                attendee["seatUid"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                attendee["bookingFieldsResponses"] = self._responses(
+                    rng, first, last, attendee["email"], et, where
+                )
+        record["attendees"] = attendees
+        record["guests"] = guests
+        if not seated:
+            # Seated bookings carry answers per seat (above), never at the top level.
+            _, first, last = people[0]
+            responses = self._responses(rng, first, last, attendees[0]["email"], et, where)
+            if guests:
+                responses["guests"] = guests
+            if rng.random() < 0.3:
+                responses["notes"] = pick(rng, _NOTES)
+            record["bookingFieldsResponses"] = responses
+        if late and (slot // 4) % 17 == 5:
+            group = (slot // 4) * 0x9E3779B97F4A7C15 + self.seed * 0xBF58476D1CE4E5B9
+            record["recurringBookingUid"] = str(uuid.UUID(int=group & (2**128 - 1), version=4))
+        return record

@@ -1,0 +1,105 @@
+"""Fault knobs for the demo API. All are off by default and deterministic given `seed`."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+RANDOM_STATUSES = (500, 502, 503, 504)
+
+
+@dataclass
+class Faults:
+    """What can go wrong, and how often.
+
+    Rates are fractions of requests (0..1). Random faults apply to API requests only (never to the
+    `/_demo/` admin endpoints) and, when `resources` is set, only to those resource names
+    (`bookings`, `event_types`, ...). The sequence of faults depends only on `seed` and the order
+    of requests.
+    """
+
+    seed: int = 0
+    error_rate: float = 0.0  # answered 500/502/503/504 instead of the real response
+    html_fraction: float = 0.5  # of those errors, the share with an HTML gateway page body
+    latency: float = 0.0  # seconds added to every request
+    spike_rate: float = 0.0  # share of requests that get `spike_latency` more
+    spike_latency: float = 2.0
+    truncate_rate: float = 0.0  # 200 with the body cut in half (invalid JSON)
+    reset_rate: float = 0.0  # connection reset, no response
+    timeout_rate: float = 0.0  # the server stalls longer than any sane client timeout
+    fail_status: dict[str, int] = field(default_factory=dict)  # resource -> status, every time
+    fail_after: int | None = None  # after N successful requests, every request gets 503
+    ignore_skip: bool = False  # bookings: every page is the first page
+    overstate_total: int = 0  # bookings: pagination.totalItems lies by this much
+    drift: bool = False  # bookings: new fields and changed types midway through the stream
+    resources: frozenset[str] | None = None  # limit the random faults to these resources
+
+
+_BOOL_FIELDS = {"ignore_skip", "drift"}
+_INT_FIELDS = {"seed", "overstate_total", "fail_after"}
+
+
+def faults_from_params(params: Mapping[str, str]) -> Faults:
+    """Build `Faults` from string parameters (admin endpoint, CLI): `error_rate=0.2&drift=1&...`.
+
+    `fail_status` is `bookings=403,schedules=404`; `resources` a comma list. Unknown names raise ValueError.
+    """
+    names = {f.name for f in fields(Faults)}
+    unknown = set(params) - names
+    if unknown:
+        raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
+    values: dict[str, object] = {}
+    for name, raw in params.items():
+        if name in _BOOL_FIELDS:
+            values[name] = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif name in _INT_FIELDS:
+            values[name] = None if name == "fail_after" and raw.strip().lower() in ("", "none") else int(raw)
+        elif name == "fail_status":
+            pairs = (item.split("=", 1) for item in raw.split(",") if item.strip())
+            values[name] = {key.strip(): int(status) for key, status in pairs}
+        elif name == "resources":
+            values[name] = frozenset(r.strip() for r in raw.split(",") if r.strip()) or None
+        else:
+            values[name] = float(raw)
+    return Faults(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Roll:
+    """The fault draws for one request (always the same number of draws, so sequences are stable)."""
+
+    kind: str  # "ok" | "reset" | "timeout" | "error" | "truncate"
+    error_status: int
+    html: bool
+    spike: bool
+
+
+class FaultDice:
+    """Draws a `Roll` per request from the faults' seed."""
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self._rng = random.Random(f"demo-faults:{faults.seed}")
+
+    def roll(self) -> Roll:
+        f, rng = self.faults, self._rng
+        pick, status_draw, html_draw, spike_draw = rng.random(), rng.random(), rng.random(), rng.random()
+        kind = "ok"
+        edge = 0.0
+        for name, rate in (
+            ("reset", f.reset_rate),
+            ("timeout", f.timeout_rate),
+            ("error", f.error_rate),
+            ("truncate", f.truncate_rate),
+        ):
+            edge += rate
+            if pick < edge:
+                kind = name
+                break
+        return Roll(
+            kind=kind,
+            error_status=RANDOM_STATUSES[int(status_draw * len(RANDOM_STATUSES))],
+            html=html_draw < f.html_fraction,
+            spike=spike_draw < f.spike_rate,
+        )

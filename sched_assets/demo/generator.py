@@ -1,0 +1,410 @@
+"""`DemoAccount`: a deterministic, realistic scheduling account that scales to a million bookings.
+
+Static resources (profile, schedules, event types, calendars, conferencing) come from `catalog.py`.
+Bookings are "slots": per slot the account keeps only compact arrays (start, end, createdAt,
+updatedAt, status, event type, version); the full record is rebuilt on demand by `BookingFactory`.
+Mutations (`touch`, `delete`, `add`) edit those arrays, so tests can simulate a live account.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+
+from sched_assets.demo.bookings import (
+    ACCEPTED,
+    AWAITING_HOST,
+    CANCELLED,
+    PENDING,
+    REJECTED,
+    UNKNOWN_LENGTH,
+    BookingFactory,
+    is_reschedule_source,
+    slot_key,
+)
+from sched_assets.demo.catalog import Catalog, build_catalog
+from sched_assets.demo.integrations import DEMO_OAUTH_TOKEN, DEMO_REFRESH_TOKEN, DEMO_SECRETS
+from sched_assets.demo.people import DEFAULT_SCHEDULE_ID, Json
+from sched_assets.demo.schedules import Schedule
+from sched_assets.demo.timefmt import day_starts, noon_offsets, to_epoch
+
+__all__ = [
+    "AS_OF",
+    "BOOKING_ID_BASE",
+    "DEMO_OAUTH_TOKEN",
+    "DEMO_REFRESH_TOKEN",
+    "DEMO_SECRETS",
+    "RESOURCES",
+    "DemoAccount",
+]
+
+# The generated history ends here: every createdAt/updatedAt is at or before it (starts run to the
+# end of 2026, i.e. some bookings are still upcoming). Mutations without `at` happen after it.
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+AS_OF_EPOCH = to_epoch(AS_OF)
+YEAR = 2026
+BOOKING_ID_BASE = 40_001  # booking id = BOOKING_ID_BASE + slot
+RESOURCES = ("event_types", "my_profile", "schedules", "calendars", "bookings", "conferencing")
+ORDER_FIELDS = ("start", "end", "created", "updated")
+
+_DAY = 86_400
+# Status mix of a real account: mostly accepted, every other status present.
+_STATUS_WEIGHTS = ((ACCEPTED, 740), (CANCELLED, 120), (REJECTED, 40), (PENDING, 60), (AWAITING_HOST, 40))
+# Guarantees for tiny accounts: within every 100 slots these positions hold these quirks.
+_FORCED_STATUS = {1: AWAITING_HOST, 2: PENDING, 3: REJECTED, 4: CANCELLED}
+_FORCED_SEATED = 6
+_FORCED_NULL_UPDATED = 9
+_UNKNOWN_ET_PERIOD, _UNKNOWN_ET_OFFSET = 250, 17
+
+
+def _weighted_table(weights: Sequence[float], size: int) -> list[int]:
+    """A lookup table so that `table[random bits]` picks index i with probability ~ weights[i]."""
+    total = sum(weights)
+    cumulative, acc = [], 0.0
+    for w in weights:
+        acc += w
+        cumulative.append(acc)
+    return [min(bisect_right(cumulative, (i + 0.5) * total / size), len(weights) - 1) for i in range(size)]
+
+
+class _ScheduleTable:
+    """Per-day bookable start minutes and UTC offsets of one schedule, precomputed for the year."""
+
+    def __init__(self, schedule: Schedule) -> None:
+        days = day_starts(YEAR)
+        self.offsets = noon_offsets(schedule.time_zone, YEAR)
+        first_weekday = datetime(YEAR, 1, 1).weekday()
+        overrides = {day: (s, e) for day, s, e in schedule.overrides}
+        self.slots: list[list[int]] = []
+        for d in range(len(days)):
+            weekday = (first_weekday + d) % 7
+            iso_day = datetime.fromtimestamp(days[d], UTC).strftime("%Y-%m-%d")
+            if iso_day in overrides:  # an override replaces the weekly hours; 00:00-00:00 is a day off
+                s, e = overrides[iso_day]
+                minutes = set(range(s, e - 14, 15))
+            else:
+                minutes = {
+                    m for w in schedule.windows if weekday in w.days for m in range(w.start, w.end - 14, 15)
+                }
+            self.slots.append(sorted(minutes))
+        # Days without hours borrow the next bookable day, so the year keeps its weekly rhythm.
+        self.remap = list(range(len(days)))
+        for d in range(len(days)):
+            nxt = d
+            while not self.slots[nxt % len(days)]:
+                nxt += 1
+            self.remap[d] = nxt % len(days)
+
+
+class DemoAccount:
+    """A deterministic demo account. Same arguments, byte-identical data.
+
+    `bookings` is the initial booking count (up to millions), `event_types` the number of event types
+    (default 8, spread over the personal group and two teams), `seed` varies names and bookings.
+    """
+
+    def __init__(self, bookings: int = 2000, event_types: int | None = None, seed: int = 7) -> None:
+        if bookings < 0:
+            raise ValueError("bookings must be >= 0")
+        self.seed = seed
+        self.initial = bookings
+        self.catalog: Catalog = build_catalog(seed, event_types)
+        self.factory = BookingFactory(self.catalog, seed, bookings)
+        self.lock = threading.RLock()
+        self.generation = 0  # bumped on every mutation; caches key on it
+        self.start = array("q")
+        self.end = array("q")
+        self.created = array("q")
+        self.updated = array("q")  # -1 = null
+        self.status = bytearray()
+        self.event_type = array("h")  # index into catalog.event_types; -1 = unknown event type
+        self.version = array("I")
+        self._deleted: set[int] = set()
+        self._live: array | None = None
+        self._orders: dict[str, tuple[array, array]] = {}
+        self._clock = AS_OF_EPOCH  # the latest instant a mutation used
+        self._generate(bookings)
+
+    # ---- generation -------------------------------------------------------------------------
+
+    def _generate(self, count: int) -> None:
+        ets = self.catalog.event_types
+        schedules = {s.id: _ScheduleTable(s) for s in self.catalog.schedules}
+        default = schedules[DEFAULT_SCHEDULE_ID]
+        # Per event type (and, at index -1, the unknown one): schedule table and length in seconds.
+        et_sched = [schedules[et.schedule.id] for et in ets] + [default]
+        et_len = [et.length * 60 for et in ets] + [UNKNOWN_LENGTH * 60]
+        et_table = (
+            _weighted_table([1.0 / (k + 1) ** 0.7 for k in range(len(ets))], 4096) if ets else [-1] * 4096
+        )
+        seated = next((et.index for et in ets if et.seated), -1)
+        status_table = _weighted_table([w for _, w in _STATUS_WEIGHTS], 1024)
+        status_codes = [code for code, _ in _STATUS_WEIGHTS]
+        days = day_starts(YEAR)
+
+        rng = random.Random(f"demo-bookings:{self.seed}")
+        bits = rng.getrandbits
+        push_start, push_end = self.start.append, self.end.append
+        push_created, push_updated = self.created.append, self.updated.append
+        push_status, push_et = self.status.append, self.event_type.append
+        for s in range(count):
+            r, q = bits(64), bits(64)
+            e = et_table[r & 4095]
+            r >>= 12
+            if s % _UNKNOWN_ET_PERIOD == _UNKNOWN_ET_OFFSET:
+                e = -1
+            elif s % 100 == _FORCED_SEATED and seated >= 0:
+                e = seated
+            table = et_sched[e]
+            r, d = divmod(r, 365)
+            d = table.remap[d]
+            if (r & 31) == 0:  # ~3% late-evening bookings, outside the schedule
+                minute = 19 * 60 + ((r >> 5) % 12) * 15
+            else:
+                options = table.slots[d]
+                minute = options[(r >> 5) % len(options)]
+            r >>= 16
+            start = days[d] + minute * 60 - table.offsets[d]
+            created = start - 1800 - (r % 5760) * 900  # booked 30 min to 60 days ahead
+            r >>= 13
+            if created > AS_OF_EPOCH:  # upcoming bookings were made before the snapshot
+                created = AS_OF_EPOCH - 60 - (r % (20 * _DAY))
+            status = _FORCED_STATUS.get(s % 100, status_codes[status_table[q & 1023]])
+            q >>= 10
+            if q % 20 == 0 or s % 100 == _FORCED_NULL_UPDATED:
+                updated = -1  # ~5% legacy rows without updatedAt
+            elif status in (CANCELLED, REJECTED) or (q & 0x30) == 0:
+                updated = created + (q >> 6) % max(1, min(start, AS_OF_EPOCH) - created)
+            else:
+                updated = min(created + (q >> 6) % 120, AS_OF_EPOCH)
+            push_start(start)
+            push_end(start + et_len[e])
+            push_created(created)
+            push_updated(updated)
+            push_status(status)
+            push_et(e)
+        # Reschedules: the old booking is cancelled when the new one (next slot) is created.
+        for s in range(11, count - 1, 53):
+            if is_reschedule_source(s, self.initial):
+                self.status[s] = CANCELLED
+                self.status[s + 1] = ACCEPTED
+                self.updated[s] = max(self.created[s], min(self.created[s + 1], AS_OF_EPOCH))
+        self.version = array("I", bytes(4 * count))
+
+    # ---- bookings: lookup -------------------------------------------------------------------
+
+    @property
+    def total_slots(self) -> int:
+        """Slots ever created (deleted ones included); slot = id - BOOKING_ID_BASE."""
+        return len(self.start)
+
+    def live_slots(self) -> Sequence[int]:
+        """Slots of existing bookings in id order (a `range` until something is deleted)."""
+        if not self._deleted:
+            return range(len(self.start))
+        if self._live is None:
+            gone = self._deleted
+            self._live = array("q", [s for s in range(len(self.start)) if s not in gone])
+        return self._live
+
+    def slot_of(self, booking_id: int) -> int:
+        """The slot of an existing booking; KeyError if it never existed or was deleted."""
+        slot = booking_id - BOOKING_ID_BASE
+        if not 0 <= slot < len(self.start) or slot in self._deleted:
+            raise KeyError(booking_id)
+        return slot
+
+    def record(self, slot: int) -> Json:
+        """The v2 record of a slot, exactly as GET /bookings returns it."""
+        return self.factory.build(
+            slot,
+            BOOKING_ID_BASE + slot,
+            self.start[slot],
+            self.end[slot],
+            self.created[slot],
+            self.updated[slot],
+            self.status[slot],
+            self.event_type[slot],
+            self.version[slot],
+        )
+
+    def booking(self, booking_id: int) -> Json:
+        """One booking by id (KeyError when missing or deleted)."""
+        return self.record(self.slot_of(booking_id))
+
+    def booking_ids(self) -> list[int]:
+        """Ids of all existing bookings, ascending."""
+        return [BOOKING_ID_BASE + s for s in self.live_slots()]
+
+    def iter_bookings(self) -> Iterator[Json]:
+        """Every existing booking in id order, built one at a time."""
+        for slot in self.live_slots():
+            yield self.record(slot)
+
+    @property
+    def booking_count(self) -> int:
+        return len(self.start) - len(self._deleted)
+
+    def ordered(self, field: str) -> tuple[array, array]:
+        """Live slots sorted ascending by `field` (ties by id), plus the slots where it is null.
+
+        Cached and maintained incrementally by mutations where cheap; built lazily otherwise.
+        """
+        cached = self._orders.get(field)
+        if cached is None:
+            values = getattr(self, field)
+            live = self.live_slots()
+            nulls = array("q", [s for s in live if values[s] < 0]) if field == "updated" else array("q")
+            keep = [s for s in live if values[s] >= 0] if nulls else list(live)
+            keep.sort(key=values.__getitem__)  # stable: equal values stay in id order
+            cached = self._orders[field] = (array("q", keep), nulls)
+        return cached
+
+    # ---- bookings: mutations ----------------------------------------------------------------
+
+    def _instant(self, at: datetime | None) -> int:
+        # Without an explicit time, mutations happen one minute after the previous one (deterministic).
+        epoch = to_epoch(at) if at is not None else self._clock + 60
+        self._clock = max(self._clock, epoch)
+        return epoch
+
+    def _append_if_latest(self, field: str, slots: list[int], value: int) -> None:
+        """Keep a cached order valid after `slots` got `value` (the newest value) in `field`."""
+        cached = self._orders.get(field)
+        if cached is None:
+            return
+        order, nulls = cached
+        moved = set(slots)
+        values = getattr(self, field)
+        last = len(order) - 1
+        while last >= 0 and order[last] in moved:
+            last -= 1
+        if last >= 0 and values[order[last]] > value:
+            del self._orders[field]  # the new value is not the largest: rebuild lazily
+            return
+        order = array("q", [s for s in order if s not in moved])
+        nulls = array("q", [s for s in nulls if s not in moved]) if nulls else nulls
+        order.extend(sorted(moved))
+        self._orders[field] = (order, nulls)
+
+    def touch(self, target: float | Iterable[int], at: datetime | None = None) -> list[int]:
+        """Modify bookings: a deterministic `fraction` of them, or the given ids. Returns touched ids.
+
+        Each gets updatedAt = `at` (default: one minute after the previous mutation, after AS_OF), a
+        bumped version (title/description change) and sometimes a new status (accepted -> cancelled,
+        pending/awaiting_host -> accepted).
+        """
+        with self.lock:
+            if isinstance(target, int | float) and not isinstance(target, bool):
+                live = self.live_slots()
+                k = min(len(live), round(float(target) * len(live)))
+                picker = random.Random(f"demo-touch:{self.seed}:{self.generation}")
+                slots = sorted(live[i] for i in picker.sample(range(len(live)), k))
+            else:
+                slots = sorted({b - BOOKING_ID_BASE for b in target if self._exists(b)})
+            when = self._instant(at)
+            for slot in slots:
+                self.updated[slot] = when
+                self.version[slot] += 1
+                roll = random.Random(slot_key(self.seed, slot) ^ (self.version[slot] << 40)).random()
+                if roll < 0.25:
+                    if self.status[slot] == ACCEPTED:
+                        self.status[slot] = CANCELLED
+                    elif self.status[slot] in (PENDING, AWAITING_HOST):
+                        self.status[slot] = ACCEPTED
+            self._append_if_latest("updated", slots, when)
+            self.generation += 1
+            return [BOOKING_ID_BASE + s for s in slots]
+
+    def _exists(self, booking_id: int) -> bool:
+        slot = booking_id - BOOKING_ID_BASE
+        return 0 <= slot < len(self.start) and slot not in self._deleted
+
+    def delete(self, ids: Iterable[int]) -> int:
+        """Hard-delete bookings (they vanish without a trace). Returns how many existed."""
+        with self.lock:
+            slots = {b - BOOKING_ID_BASE for b in ids if self._exists(b)}
+            if not slots:
+                return 0
+            self._deleted |= slots
+            self._live = None
+            for field, (order, nulls) in list(self._orders.items()):
+                self._orders[field] = (
+                    array("q", [s for s in order if s not in slots]),
+                    array("q", [s for s in nulls if s not in slots]),
+                )
+            self.generation += 1
+            return len(slots)
+
+    def add(self, n: int, at: datetime | None = None) -> list[int]:
+        """Create `n` new bookings at `at` (upcoming, accepted or pending). Returns their ids."""
+        with self.lock:
+            when = self._instant(at)
+            ets = self.catalog.event_types
+            first = len(self.start)
+            for slot in range(first, first + n):
+                rng = random.Random(slot_key(self.seed, slot) ^ 0xADD)
+                e = rng.randrange(len(ets)) if ets else -1
+                length = (ets[e].length if e >= 0 else UNKNOWN_LENGTH) * 60
+                start = (when + 3600 + rng.randrange(30 * 96) * 900) // 900 * 900
+                self.start.append(start)
+                self.end.append(start + length)
+                self.created.append(when)
+                self.updated.append(when)
+                self.status.append(ACCEPTED if rng.random() < 0.85 else PENDING)
+                self.event_type.append(e)
+                self.version.append(0)
+            new = list(range(first, first + n))
+            if self._live is not None:
+                self._live.extend(new)
+            self._append_if_latest("updated", new, when)
+            self._append_if_latest("created", new, when)
+            self._orders.pop("start", None)
+            self._orders.pop("end", None)
+            self.generation += 1
+            return [BOOKING_ID_BASE + s for s in new]
+
+    # ---- the five small resources -----------------------------------------------------------
+
+    def response_data(self, name: str) -> Json | list[Json]:
+        """The `data` member of a small resource's response, exactly as the endpoint sends it."""
+        cat = self.catalog
+        if name == "my_profile":
+            return cat.me_record()
+        if name == "schedules":
+            return [s.record() for s in cat.schedules]
+        if name == "event_types":
+            return cat.event_types_data()
+        if name == "calendars":
+            return cat.calendars
+        if name == "conferencing":
+            return cat.conferencing
+        raise KeyError(name)
+
+    def all_records(self, name: str) -> list[Json]:
+        """Every record of a resource as the endpoint returns it (conferencing includes `key`).
+
+        For bookings this materialises every booking: fine for tests, not for a million rows.
+        """
+        cat = self.catalog
+        if name == "bookings":
+            return list(self.iter_bookings())
+        if name == "my_profile":
+            return [cat.me_record()]
+        if name == "schedules":
+            return [s.record() for s in cat.schedules]
+        if name == "event_types":
+            return [et for group in cat.event_types_data()["eventTypeGroups"] for et in group["eventTypes"]]
+        if name == "calendars":
+            return cat.calendar_rows()
+        if name == "conferencing":
+            return list(cat.conferencing)
+        raise KeyError(name)
+
+    def expected_count(self, name: str) -> int:
+        """How many records a complete sync of `name` must end with."""
+        return self.booking_count if name == "bookings" else len(self.all_records(name))
