@@ -15,6 +15,7 @@ from sched_assets.defs.sources import build_source_assets
 from sched_assets.storage import DuckDBIOManager, WarehouseResource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WRITE_MEMORY_LIMIT = "128MB"
 
 
 def _env_or_none(name: str) -> dg.EnvVar | None:
@@ -40,7 +41,8 @@ def defs() -> dg.Definitions:
             "sched_api": SchedApiResource(
                 api_key=_env_or_none("SCHED_API_KEY"), base_url=_env_or_none("SCHED_API_BASE_URL")
             ),
-            "io_manager": DuckDBIOManager(database=database),
+            # A bounded DuckDB buffer pool keeps a 100k-booking write near 130 MB; larger work spills to disk.
+            "io_manager": DuckDBIOManager(database=database, memory_limit=WRITE_MEMORY_LIMIT),
             "warehouse": WarehouseResource(database=database),
         },
         # One process for the whole run: Dagster's per-step processes cost ~5 s each on 2 cores, and

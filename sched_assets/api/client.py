@@ -5,6 +5,7 @@ Plain Python (httpx + orjson). It knows nothing about Dagster, DuckDB or Polars.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -339,8 +340,8 @@ class SchedApiClient:
                     status, response.content, response.headers.get("content-type", ""), spec.name, path
                 )
             try:
-                body = orjson.loads(response.content)
-            except orjson.JSONDecodeError:
+                body = _parse_json(response.content)
+            except ValueError:
                 last_problem = "a 200 response whose body is not valid JSON (truncated?)"
                 self._retry_wait(spec, attempt, last_problem)
                 continue
@@ -365,6 +366,14 @@ class SchedApiClient:
 
     def _log_pacing(self, wait: float, why: str) -> None:
         self._log.info(f"Pacing requests: {why} ({wait:.1f} s).")
+
+
+def _parse_json(content: bytes) -> Any:
+    """orjson for speed; the stdlib for valid JSON orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
 
 
 def record_key(spec: EndpointSpec, record: Record) -> tuple[Any, ...]:

@@ -14,7 +14,7 @@ class PageSpill:
     thousands of small ones; memory stays bounded by one batch.
     """
 
-    def __init__(self, directory: Path, primary_key: tuple[str, ...], batch_rows: int = 25_000) -> None:
+    def __init__(self, directory: Path, primary_key: tuple[str, ...], batch_rows: int = 10_000) -> None:
         self._directory = directory
         self._primary_key = list(primary_key)
         self._batch_rows = batch_rows

@@ -209,6 +209,15 @@ def _deduplicated(
     name = quote_ident(f"__sched_stage_{uuid.uuid4().hex}")
     exprs = ", ".join(f"{expr} AS {quote_ident(col)}" for col, expr in select.items())
     partition = ", ".join(select[col] for col in key)
+    rows, distinct = con.execute(
+        f"SELECT count(*), count(DISTINCT ({partition})) FROM {source.from_sql}"
+    ).fetchall()[0]
+    if rows == distinct:
+        # Already one row per key (the usual case): a view avoids materializing every row in memory.
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT {exprs} FROM {source.from_sql}")
+        yield name
+        con.execute(f"DROP VIEW {name}")
+        return
     order = ", ".join(f"{col} DESC" for col in source.order_columns)
     names = ", ".join(quote_ident(col) for col in select)
     con.execute(
