@@ -5,7 +5,6 @@ spills typed pages to Parquet, and only when *every* fetch has succeeded hands t
 manager. A failing API therefore changes no table at all, and DuckDB's single writer is never contested.
 """
 
-
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
