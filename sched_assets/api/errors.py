@@ -54,7 +54,7 @@ def describe_body(body: bytes, content_type: str = "") -> tuple[str | None, str]
         if isinstance(parsed.get("message"), str):
             return None, parsed["message"]
     if "html" in content_type.lower() or body.lstrip()[:1] == b"<":
-        return None, "the server (or a gateway in front of it) answered with an HTML page instead of JSON"
+        return None, "an HTML page instead of JSON, typically from a gateway in front of the API"
     snippet = body[:120].decode("utf-8", errors="replace").strip()
     return None, snippet or "empty body"
 
