@@ -340,8 +340,12 @@ class DemoAccount:
             self.generation += 1
             return len(slots)
 
-    def add(self, n: int, at: datetime | None = None) -> list[int]:
-        """Create `n` new bookings at `at` (upcoming, accepted or pending). Returns their ids."""
+    def add(self, n: int, at: datetime | None = None, null_updated_at: bool = False) -> list[int]:
+        """Create `n` new bookings at `at` (upcoming, accepted or pending). Returns their ids.
+
+        `null_updated_at` makes them legacy-style rows without `updatedAt`: no `afterUpdatedAt`
+        filter ever matches them, so only a full refresh can find them.
+        """
         with self.lock:
             when = self._instant(at)
             ets = self.catalog.event_types
@@ -354,14 +358,17 @@ class DemoAccount:
                 self.start.append(start)
                 self.end.append(start + length)
                 self.created.append(when)
-                self.updated.append(when)
+                self.updated.append(-1 if null_updated_at else when)
                 self.status.append(ACCEPTED if rng.random() < 0.85 else PENDING)
                 self.event_type.append(e)
                 self.version.append(0)
             new = list(range(first, first + n))
             if self._live is not None:
                 self._live.extend(new)
-            self._append_if_latest("updated", new, when)
+            if null_updated_at:
+                self._orders.pop("updated", None)  # rebuilt lazily with the new nulls
+            else:
+                self._append_if_latest("updated", new, when)
             self._append_if_latest("created", new, when)
             self._orders.pop("start", None)
             self._orders.pop("end", None)

@@ -1,0 +1,93 @@
+"""Shared helpers for end-to-end sync tests: materialize the real assets against a demo server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from sched_assets.defs.resources import SchedApiResource
+from sched_assets.defs.sources import build_source_assets, raw_key
+from sched_assets.demo import DEMO_API_KEY, DemoAccount
+from sched_assets.storage import DuckDBIOManager, WarehouseResource
+
+RAW_TABLES = ("event_types", "my_profile", "schedules", "calendars", "bookings", "conferencing")
+KEY_COLUMNS = {"calendars": "credential_id, external_id"}
+
+
+def sync(
+    url: str,
+    database: Path,
+    instance: dg.DagsterInstance,
+    *,
+    full_refresh: bool = False,
+    raise_on_error: bool = True,
+    **resource_overrides: Any,
+) -> dg.ExecuteInJobResult:
+    """Materialize the six source assets once, as the main command would."""
+    api = SchedApiResource(
+        base_url=url,
+        api_key=resource_overrides.pop("api_key", DEMO_API_KEY),
+        **{"backoff_factor": 0.01, "max_backoff_seconds": 0.05, **resource_overrides},
+    )
+    return dg.materialize(
+        [build_source_assets()],
+        resources={
+            "sched_api": api,
+            "io_manager": DuckDBIOManager(database=str(database)),
+            "warehouse": WarehouseResource(database=str(database)),
+        },
+        instance=instance,
+        run_config={"ops": {"raw_sources": {"config": {"full_refresh": full_refresh}}}},
+        raise_on_error=raise_on_error,
+    )
+
+
+def table_rows(database: Path, table: str) -> list[tuple]:
+    """Every row of raw.<table> in key order, `_synced_at` excluded (it changes on every write)."""
+    with duckdb.connect(str(database), read_only=True) as con:
+        columns = [
+            c
+            for (c,) in con.execute(
+                "select column_name from information_schema.columns where table_schema='raw' and table_name=? "
+                "order by ordinal_position",
+                [table],
+            ).fetchall()
+            if c != "_synced_at"
+        ]
+        order = KEY_COLUMNS.get(table, "id")
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        return con.execute(f"select {quoted} from raw.{table} order by {order}").fetchall()
+
+
+def snapshot(database: Path) -> dict[str, list[tuple]]:
+    return {table: table_rows(database, table) for table in RAW_TABLES}
+
+
+def booking_ids(database: Path) -> list[int]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        return [i for (i,) in con.execute("select id from raw.bookings order by id").fetchall()]
+
+
+def assert_tables_equal_account(database: Path, account: DemoAccount) -> None:
+    """Row counts of every table, booking ids, and a sample of booking fields equal the account."""
+    with duckdb.connect(str(database), read_only=True) as con:
+        for table in RAW_TABLES:
+            count = con.execute(f"select count(*) from raw.{table}").fetchone()[0]
+            assert count == account.expected_count(table), table
+        rows = con.execute(
+            "select id, uid, status, title, epoch(updated_at)::bigint from raw.bookings order by id"
+        ).fetchall()
+    assert [r[0] for r in rows] == account.booking_ids()
+    for row in rows[:: max(1, len(rows) // 50)]:
+        booking = account.booking(row[0])
+        assert (row[1], row[2], row[3]) == (booking["uid"], booking["status"], booking["title"])
+
+
+def materialization_metadata(result: dg.ExecuteInJobResult, name: str) -> dict[str, Any]:
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == raw_key(name):
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    raise AssertionError(f"no materialization of {name}")
