@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -25,7 +26,10 @@ def _env_or_none(name: str) -> dg.EnvVar | None:
 
 def _code_references(assets: list) -> list:
     """Link every asset to its source file in the UI (local paths; git links when deployed)."""
-    return dg.with_source_code_references(assets)
+    with warnings.catch_warnings():
+        # Code references are a beta API; the warning would repeat on every code-location load.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.with_source_code_references(assets)
 
 
 @dg.definitions
