@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 from typing import Any
 
 import dagster as dg
@@ -69,8 +70,12 @@ class SchedApiResource(dg.ConfigurableResource):
 
     @property
     def source(self) -> str:
-        """What the metadata calls the source: `demo` or the API root."""
-        return "demo" if self.is_demo else (self.base_url or DEFAULT_BASE_URL)
+        """What the metadata calls the source: `demo` or the API root (any credentials in it removed)."""
+        if self.is_demo:
+            return "demo"
+        parts = urlsplit(self.base_url or DEFAULT_BASE_URL)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
     def client_config(self) -> ClientConfig:
         """Validated client settings; raises ConfigError before any request is sent."""
