@@ -345,7 +345,9 @@ class SchedApiClient:
                 last_problem = "a 200 response whose body is not valid JSON (truncated?)"
                 self._retry_wait(spec, attempt, last_problem)
                 continue
-            self._log.debug(f"{spec.name}: GET {path} {status} ({len(response.content)} bytes)")
+            # Per-request lines go to the module logger, not the run's log: a Dagster event per request
+            # would cost more than the request itself.
+            _LOG.debug("%s: GET %s %s (%d bytes)", spec.name, path, status, len(response.content))
             return _Response(body, response.headers)
         raise RetriesExhaustedError(
             f"{spec.name}: GET {path} still failing after {self.config.max_retries} retries; last problem: "

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 _EPOCH_THRESHOLD = 1e9
 # Waiting slightly past the announced reset keeps us clear of clock skew and integer rounding.
 _RESET_MARGIN_SECONDS = 0.5
+# How often a worker re-checks while another request's answer is needed to know the budget.
+_POLL_SECONDS = 0.02
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> float | None:
@@ -81,15 +83,16 @@ class RateLimitPacer:
             with self._lock:
                 now = self._clock()
                 self._roll_window(now)
-                wait = self._wait_needed(now)
+                wait, pacing = self._wait_needed(now)
                 if wait <= 0:
                     self._in_flight += 1
                     if self._remaining is not None:
                         self._remaining -= 1
                     return
-                self.waits += 1
-                self.waited_seconds += wait
-            if self._on_wait is not None:
+                if pacing:
+                    self.waits += 1
+                    self.waited_seconds += wait
+            if pacing and self._on_wait is not None:
                 self._on_wait(wait, "rate-limit budget used up; waiting for the window to reset")
             self._sleep(wait)
 
@@ -134,15 +137,16 @@ class RateLimitPacer:
             self._remaining = self._limit
             self._reset_at = None
 
-    def _wait_needed(self, now: float) -> float:
+    def _wait_needed(self, now: float) -> tuple[float, bool]:
+        """(seconds to wait, whether that is a real rate-limit wait rather than a short poll)."""
         if now < self._blocked_until:
-            return self._blocked_until - now
+            return self._blocked_until - now, True
         if self._remaining is None:
             # Budget unknown (first request, or just after a block): probe with one request at a time.
-            return 0.0 if self._in_flight == 0 else 0.05
+            return (0.0 if self._in_flight == 0 else _POLL_SECONDS), False
         if self._remaining - self._reserve > 0:
-            return 0.0
+            return 0.0, False
         if self._reset_at is None:
             # Budget spent but no reset known yet: wait for in-flight answers to tell us.
-            return 0.05
-        return max(self._reset_at - now, 0.01)
+            return _POLL_SECONDS, False
+        return max(self._reset_at - now, 0.01), True

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 from pydantic import Field
