@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=DEMO_API_KEY)
     p.add_argument("--root", default="/v2", help="API root path (e.g. /v1 for guide-style paths)")
     p.add_argument("--rate-limit", default="none", help="LIMIT/WINDOW/BLOCK, e.g. 120/60/60 (default: none)")
+    p.add_argument(
+        "--prerender",
+        action="store_true",
+        help="render every booking's JSON at start, so serving costs little (benchmarks measure the clients)",
+    )
     faults = p.add_argument_group("faults (all off by default)")
     faults.add_argument("--fault-seed", type=int, default=0)
     faults.add_argument("--error-rate", type=float, default=0.0)
@@ -74,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     account = DemoAccount(bookings=args.bookings, event_types=args.event_types, seed=args.seed)
+    if args.prerender:
+        account.prerender()
     api = DemoApi(
         account,
         api_key=args.api_key,

@@ -272,7 +272,23 @@ class DemoApi:
         with account.lock:
             slots = self._index.select(selection)
             total = len(slots)
-            records = [account.record(s) for s in slots[skip : skip + take]]
+            page = slots[skip : skip + take]
+            if versioned and not faults.drift:
+                # Fast path: cached JSON of each booking, joined (the body is byte-identical).
+                chunks = [account.record_json(s) for s in page]
+                records = None
+            else:
+                records = [account.record(s) for s in page]
+        if records is None:
+            returned = len(chunks)
+            pagination = self._pagination(total, skip, take, returned)
+            return (
+                b'{"status":"success","data":['
+                + b",".join(chunks)
+                + b'],"pagination":'
+                + orjson.dumps(pagination)
+                + b"}"
+            )
         if faults.drift:
             records = [drift_booking(r, self._drift_from) for r in records]
         if not versioned:
@@ -280,18 +296,21 @@ class DemoApi:
             legacy = [legacy_booking(r) for r in records]
             data = {"bookings": legacy, "recurringInfo": [], "nextCursor": skip + take if more else None}
             return orjson.dumps({"status": "success", "data": data})
-        reported = total + faults.overstate_total  # a lying server keeps promising more pages
-        pagination = {
+        pagination = self._pagination(total, skip, take, len(records))
+        return orjson.dumps({"status": "success", "data": records, "pagination": pagination})
+
+    def _pagination(self, total: int, skip: int, take: int, returned: int) -> dict[str, Any]:
+        reported = total + self._faults.overstate_total  # a lying server keeps promising more pages
+        return {
             "totalItems": reported,
-            "remainingItems": max(0, reported - skip - len(records)),
-            "returnedItems": len(records),
+            "remainingItems": max(0, reported - skip - returned),
+            "returnedItems": returned,
             "itemsPerPage": take,
             "currentPage": skip // take + 1,
             "totalPages": math.ceil(reported / take),
             "hasNextPage": skip + take < reported,
             "hasPreviousPage": skip > 0,
         }
-        return orjson.dumps({"status": "success", "data": records, "pagination": pagination})
 
     # ---- admin ------------------------------------------------------------------------------
 
