@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 
 import dagster as dg
 
@@ -15,7 +14,6 @@ from sched_assets.defs.resources import SchedApiResource, database_path_from_env
 from sched_assets.defs.sources import build_source_assets
 from sched_assets.storage import DuckDBIOManager, WarehouseResource
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WRITE_MEMORY_LIMIT = "128MB"
 
 
@@ -25,7 +23,7 @@ def _env_or_none(name: str) -> dg.EnvVar | None:
 
 
 def _code_references(assets: list) -> list:
-    """Link every asset to its source file in the UI (local paths; git links when deployed)."""
+    """Link every asset to its source file in the UI ("Open in editor" on the asset page)."""
     with warnings.catch_warnings():
         # Code references are a beta API; the warning would repeat on every code-location load.
         warnings.simplefilter("ignore", dg.BetaWarning)

@@ -84,3 +84,15 @@ def test_everything_materializes_in_demo_mode_and_checks_pass(monkeypatch, tmp_p
     with duckdb.connect(str(tmp_path / "demo.duckdb"), read_only=True) as con:
         for table in ANALYTICS:
             assert con.execute(f"select count(*) from analytics.{table}").fetchone()[0] > 0
+
+
+def test_launchpad_edit_does_not_silently_switch_to_demo(monkeypatch):
+    """Run config replaces the resource's config; the key must still come from SCHED_API_KEY."""
+    monkeypatch.setenv("SCHED_API_KEY", "cal_test_from_env")
+    monkeypatch.delenv("SCHED_API_BASE_URL", raising=False)
+    edited = SchedApiResource(page_size=50)
+    assert not edited.is_demo
+    assert edited.source == "https://api.cal.com/v2"
+    assert edited.client_config().api_key == "cal_test_from_env"
+    monkeypatch.delenv("SCHED_API_KEY")
+    assert SchedApiResource(page_size=50).is_demo

@@ -22,14 +22,16 @@ daily_sync = dg.ScheduleDefinition(
     name="daily_sync",
     job=sync_everything,
     cron_schedule="0 6 * * *",
+    execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Every day at 06:00: incremental sync and analytics.",
+    description="Every day at 06:00 UTC: incremental sync and analytics.",
 )
 
 weekly_full_refresh = dg.ScheduleDefinition(
     name="weekly_full_refresh",
     job=full_refresh_everything,
     cron_schedule="0 3 * * 0",
+    execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Sundays at 03:00: full refresh of bookings, so deletions upstream reach the warehouse.",
+    description="Sundays at 03:00 UTC: full refresh of bookings, so deletions upstream reach the warehouse.",
 )

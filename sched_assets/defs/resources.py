@@ -65,15 +65,29 @@ class SchedApiResource(dg.ConfigurableResource):
     )
 
     @property
+    def resolved_api_key(self) -> str | None:
+        """The configured key, else SCHED_API_KEY read at run time.
+
+        Run config for this resource replaces its whole config, so a launchpad edit of, say,
+        `page_size` drops the env-bound key; falling back to the environment keeps such a run
+        pointed at the real account instead of silently switching to demo mode.
+        """
+        return self.api_key or os.environ.get("SCHED_API_KEY") or None
+
+    @property
+    def resolved_base_url(self) -> str | None:
+        return self.base_url or os.environ.get("SCHED_API_BASE_URL") or None
+
+    @property
     def is_demo(self) -> bool:
-        return not self.api_key and not self.base_url
+        return not self.resolved_api_key and not self.resolved_base_url
 
     @property
     def source(self) -> str:
         """What the metadata calls the source: `demo` or the API root (any credentials in it removed)."""
         if self.is_demo:
             return "demo"
-        parts = urlsplit(self.base_url or DEFAULT_BASE_URL)
+        parts = urlsplit(self.resolved_base_url or DEFAULT_BASE_URL)
         host = parts.netloc.rsplit("@", 1)[-1]
         return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
@@ -84,12 +98,13 @@ class SchedApiResource(dg.ConfigurableResource):
 
             base_url, api_key = DEMO_BASE_URL, DEMO_API_KEY
         else:
-            if not self.api_key:
+            api_key = self.resolved_api_key
+            if not api_key:
                 raise ConfigError(
-                    f"SCHED_API_BASE_URL is set ({self.base_url}) but SCHED_API_KEY is not. Set SCHED_API_KEY to "
+                    f"SCHED_API_BASE_URL is set ({self.source}) but SCHED_API_KEY is not. Set SCHED_API_KEY to "
                     "your API key, or unset SCHED_API_BASE_URL to run against the built-in demo account."
                 )
-            base_url, api_key = self.base_url or DEFAULT_BASE_URL, self.api_key
+            base_url = self.resolved_base_url or DEFAULT_BASE_URL
         config = ClientConfig(
             base_url=base_url,
             api_key=api_key,

@@ -91,6 +91,10 @@ def _asset_spec(spec: EndpointSpec) -> dg.AssetSpec:
             "primary_key": [snake_case(k) for k in spec.primary_key],
             "column_types": column_types(spec.name),
             "dagster/table_name": f"{RAW_SCHEMA}.{spec.name}",
+            # Known before the first run, so the UI shows the columns of a never-materialized asset.
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(name, type_) for name, type_ in column_types(spec.name).items()]
+            ),
             "api_path": spec.path,
         },
     )
