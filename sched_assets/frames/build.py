@@ -199,13 +199,13 @@ def _keep_in_extra(
 
 
 def _json_series(column: str, values: list[Any]) -> pl.Series:
-    # orjson.dumps(None) is b"null": map that back to SQL NULL so "absent" stays distinguishable.
-    texts = pl.Series(column, list(map(_dumps_or_none, values)), dtype=pl.Binary)
-    return texts.cast(pl.String)
-
-
-def _dumps_or_none(value: Any) -> bytes | None:
-    return None if value is None else _dumps(value)
+    # Absent stays SQL NULL (not JSON null) so "not sent" and "sent as null" read the same downstream.
+    dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS
+    try:
+        texts = [None if v is None else dumps(v, option=option) for v in values]
+    except TypeError:
+        texts = [None if v is None else _dumps(v) for v in values]
+    return pl.Series(column, texts, dtype=pl.Binary).cast(pl.String)
 
 
 _ISO_UTC = "%Y-%m-%dT%H:%M:%S%.fZ"
@@ -216,10 +216,8 @@ def _timestamp_series(
 ) -> pl.Series:
     texts = [v if type(v) is str else None for v in values]
     # Vectorized parse of the API's usual form; anything else (offsets, odd formats) goes per value.
-    parsed = (
-        pl.Series(column, texts, dtype=pl.String)
-        .str.to_datetime(_ISO_UTC, strict=False, time_unit="us")
-        .dt.replace_time_zone("UTC")
+    parsed = pl.Series(column, texts, dtype=pl.String).str.to_datetime(
+        _ISO_UTC, strict=False, time_unit="us", time_zone="UTC"
     )
     missed = (
         [i for i, v in enumerate(values) if v is not None and parsed[i] is None]
