@@ -10,8 +10,10 @@ import polars as pl
 class PageSpill:
     """Collects page frames and writes them to numbered Parquet files in `directory`.
 
-    Pages are buffered up to `batch_rows` rows so DuckDB later reads a few large files rather than
-    thousands of small ones; memory stays bounded by one batch.
+    Pages are buffered up to `batch_rows` rows so DuckDB later reads a few files rather than
+    thousands of tiny ones; memory stays bounded by one batch. Parts stay small on purpose: DuckDB
+    decodes a Parquet row group whole, and 100k-row groups of wide booking rows overflow the IO
+    manager's 128 MB write budget, while 10k-row parts ingest a million bookings within it.
     """
 
     def __init__(self, directory: Path, primary_key: tuple[str, ...], batch_rows: int = 10_000) -> None:
