@@ -352,3 +352,12 @@ def test_pacer_waits_for_reset_when_budget_spent():
         )
         clock.now += 0.01
     assert pacer.waits >= 2
+
+
+def test_pacer_caps_absurd_reset_values():
+    clock = FakeClock()
+    pacer = RateLimitPacer(reserve=1, max_wait=30, clock=clock, sleep=clock.sleep)
+    pacer.acquire()
+    pacer.release({"x-ratelimit-remaining-default": "0", "x-ratelimit-reset-default": "60000"})  # ms?
+    pacer.acquire()
+    assert clock.now <= 31

@@ -118,3 +118,15 @@ def test_spill_dedupes_last_wins(tmp_path):
     assert frame["id"].to_list() == [1, 2, 3]
     assert frame["title"].to_list() == ["new", "b", "c"]
     assert spill.rows == 3
+
+
+def test_rows_without_usable_key_are_counted_and_dropped():
+    from sched_assets.frames.build import drop_rows_without_key
+
+    stats = FrameStats()
+    frame = build_frame("bookings", [{"id": 1}, {"title": "no id"}, {"id": "abc"}, {"id": None}], NOW, stats)
+    kept = drop_rows_without_key(frame, ("id",), stats)
+    assert kept["id"].to_list() == [1]
+    assert stats.dropped_without_key == 3
+    calendars = build_frame("calendars", [{"credentialId": 1, "externalId": "a"}, {"externalId": "b"}], NOW)
+    assert drop_rows_without_key(calendars, ("credential_id", "external_id"), FrameStats()).height == 1

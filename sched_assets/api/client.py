@@ -138,7 +138,11 @@ class SchedApiClient:
         self._sleep = sleep
         self._random = random.Random()
         self.pacer = RateLimitPacer(
-            reserve=config.rate_limit_reserve, clock=clock, sleep=sleep, on_wait=self._log_pacing
+            reserve=config.rate_limit_reserve,
+            max_wait=config.max_rate_limit_wait_seconds,
+            clock=clock,
+            sleep=sleep,
+            on_wait=self._log_pacing,
         )
         self._http = httpx.Client(
             base_url=config.base_url.rstrip("/"),

@@ -60,11 +60,13 @@ class RateLimitPacer:
     def __init__(
         self,
         reserve: int = 1,
+        max_wait: float = 180.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         on_wait: Callable[[float, str], None] | None = None,
     ) -> None:
         self._reserve = max(0, reserve)
+        self._max_wait = max_wait
         self._clock = clock
         self._sleep = sleep
         self._on_wait = on_wait
@@ -110,7 +112,8 @@ class RateLimitPacer:
             if remaining is None or reset_in is None:
                 return
             now = self._clock()
-            reset_at = now + reset_in + _RESET_MARGIN_SECONDS
+            # A nonsense reset (milliseconds, a far-future epoch) must not park the sync for hours.
+            reset_at = now + min(reset_in, self._max_wait) + _RESET_MARGIN_SECONDS
             # Responses from one window can arrive out of order: trust the lowest count it reported.
             # `_remaining` already excludes requests in flight, so compare against the server's view.
             server_remaining = int(remaining) - self._in_flight

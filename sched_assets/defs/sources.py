@@ -21,7 +21,7 @@ from sched_assets.api.client import SchedApiClient, SyncStats
 from sched_assets.api.errors import ApiError
 from sched_assets.api.specs import ENDPOINTS, EndpointSpec
 from sched_assets.defs.resources import SchedApiResource
-from sched_assets.frames.build import FrameStats, build_frame, empty_frame
+from sched_assets.frames.build import FrameStats, build_frame, drop_rows_without_key, empty_frame
 from sched_assets.frames.columns import column_types, snake_case
 from sched_assets.frames.spill import PageSpill
 from sched_assets.storage import TableWrite, WarehouseResource
@@ -138,11 +138,13 @@ def _fetch(
 ) -> tuple[list[Path], SyncStats, FrameStats]:
     stats = SyncStats()
     frame_stats = FrameStats()
-    spill = PageSpill(directory, tuple(snake_case(k) for k in spec.primary_key))
+    key = tuple(snake_case(k) for k in spec.primary_key)
+    spill = PageSpill(directory, key)
     for page in client.iter_pages(spec, params, stats):
         if cancelled.is_set():
             raise RuntimeError("cancelled because another resource failed")
-        spill.add(build_frame(spec.name, page.records, synced_at, frame_stats))
+        frame = build_frame(spec.name, page.records, synced_at, frame_stats)
+        spill.add(drop_rows_without_key(frame, key, frame_stats))
     return spill.finish(), stats, frame_stats
 
 
@@ -253,6 +255,11 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
 
             # Every fetch succeeded: now write, one table at a time (DuckDB has one writer).
             for item in fetched:
+                if item.frame_stats.dropped_without_key:
+                    context.log.warning(
+                        f"{item.spec.name}: {item.frame_stats.dropped_without_key} record(s) had no usable "
+                        f"primary key ({', '.join(item.spec.primary_key)}) and were not stored."
+                    )
                 yield _output(item, sched_api.source)
 
     return raw_sources
@@ -300,6 +307,7 @@ def _output(item: Fetched, source: str) -> dg.Output:
         "values_converted": item.frame_stats.converted,
         "values_kept_in_extra": item.frame_stats.kept_in_extra,
         "unknown_fields": ", ".join(sorted(item.frame_stats.unknown_fields)) or "none",
+        "records_without_key": item.frame_stats.dropped_without_key,
         "preview": dg.MetadataValue.md(_preview(spec, item.paths)),
     }
     if spec.paged:

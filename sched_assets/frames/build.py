@@ -121,9 +121,11 @@ class FrameStats:
     kept_in_extra: int = 0
     unknown_fields: set[str] = field(default_factory=set)
     misfit_fields: set[str] = field(default_factory=set)
+    dropped_without_key: int = 0
 
     def merge(self, other: FrameStats) -> None:
         self.rows += other.rows
+        self.dropped_without_key += other.dropped_without_key
         self.converted += other.converted
         self.kept_in_extra += other.kept_in_extra
         self.unknown_fields |= other.unknown_fields
@@ -136,6 +138,16 @@ def empty_frame(resource: str) -> pl.DataFrame:
     schema[EXTRA_COLUMN] = pl.String()
     schema[SYNCED_AT_COLUMN] = pl.Datetime("us", "UTC")
     return pl.DataFrame(schema=schema)
+
+
+def drop_rows_without_key(frame: pl.DataFrame, key: Sequence[str], stats: FrameStats) -> pl.DataFrame:
+    """Rows whose primary key is missing (or did not fit its type) cannot be upserted: count, then drop."""
+    missing = pl.any_horizontal(pl.col(column).is_null() for column in key)
+    dropped = frame.select(missing.sum()).item()
+    if not dropped:
+        return frame
+    stats.dropped_without_key += dropped
+    return frame.filter(~missing)
 
 
 def build_frame(
