@@ -15,6 +15,7 @@ from sched_assets.defs.sources import build_source_assets
 from sched_assets.storage import DuckDBIOManager, WarehouseResource
 
 WRITE_MEMORY_LIMIT = "128MB"
+QUERY_MEMORY_LIMIT = "256MB"
 
 
 def _env_or_none(name: str) -> dg.EnvVar | None:
@@ -45,7 +46,8 @@ def defs() -> dg.Definitions:
             ),
             # A bounded DuckDB buffer pool keeps a 100k-booking write near 130 MB; larger work spills to disk.
             "io_manager": DuckDBIOManager(database=database, memory_limit=WRITE_MEMORY_LIMIT),
-            "warehouse": WarehouseResource(database=database),
+            # Checks and analytics SQL: bounded too (DuckDB spills joins and aggregates to disk).
+            "warehouse": WarehouseResource(database=database, memory_limit=QUERY_MEMORY_LIMIT),
         },
         # One process for the whole run: Dagster's per-step processes cost ~5 s each on 2 cores, and
         # concurrency already happens inside the fetch step. The multiprocess executor works too.
