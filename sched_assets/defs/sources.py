@@ -273,7 +273,7 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
                         f"{item.spec.name}: {item.frame_stats.dropped_without_key} record(s) had no usable "
                         f"primary key ({', '.join(item.spec.primary_key)}) and were not stored."
                     )
-                yield _output(item, sched_api.source)
+                yield _output(item, sched_api.source, context.log)
 
     return raw_sources
 
@@ -304,8 +304,18 @@ def _plan(
     return params, "merge", f"incremental: updated since {params['afterUpdatedAt']}", previous
 
 
-def _output(item: Fetched, source: str) -> dg.Output:
+def _output(item: Fetched, source: str, log: Any) -> dg.Output:
     spec = item.spec
+    mode = item.mode
+    incomplete = item.stats.stopped_by.startswith("loop guard")
+    if incomplete:
+        # The server repeated a page instead of paging on: what we hold is a prefix, not the account.
+        # Upsert it (never delete on partial evidence) and keep the old cursor so nothing is skipped.
+        mode = "merge"
+        log.warning(
+            f"{spec.name}: the server repeated a page (it seems to ignore `skip`), so this read is "
+            "incomplete. Its rows are merged; no row is deleted and the incremental cursor is not advanced."
+        )
     metadata: dict[str, Any] = {
         "source": source,
         "sync_plan": item.plan,
@@ -322,17 +332,20 @@ def _output(item: Fetched, source: str) -> dg.Output:
         "unknown_fields": ", ".join(sorted(item.frame_stats.unknown_fields)) or "none",
         "records_without_key": item.frame_stats.dropped_without_key,
         "preview": dg.MetadataValue.md(_preview(spec, item.paths)),
+        "complete_read": not incomplete,
     }
     if spec.paged:
         newest = _max_updated_at(item.paths)
         cursor = newest.isoformat() if newest is not None else None
-        if item.mode == "merge" and item.cursor and (cursor is None or cursor < item.cursor):
+        if incomplete:
+            cursor = item.cursor
+        elif mode == "merge" and item.cursor and (cursor is None or cursor < item.cursor):
             cursor = item.cursor  # nothing newer arrived: keep the old cursor
         metadata[CURSOR_KEY] = cursor or ""
         metadata["requested_after_updated_at"] = item.requested_after or "everything"
     write = TableWrite(
         data=item.paths or empty_frame(spec.name),
-        mode=item.mode,  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]
         primary_key=tuple(snake_case(k) for k in spec.primary_key),
         column_types=column_types(spec.name),
     )
