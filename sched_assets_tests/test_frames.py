@@ -130,3 +130,12 @@ def test_rows_without_usable_key_are_counted_and_dropped():
     assert stats.dropped_without_key == 3
     calendars = build_frame("calendars", [{"credentialId": 1, "externalId": "a"}, {"externalId": "b"}], NOW)
     assert drop_rows_without_key(calendars, ("credential_id", "external_id"), FrameStats()).height == 1
+
+
+def test_integers_beyond_bigint_are_kept_verbatim():
+    stats = FrameStats()
+    frame = build_frame("bookings", [{"id": 1, "duration": 2**63, "eventTypeId": -(2**63)}], NOW, stats)
+    row = frame.to_dicts()[0]
+    assert row["duration"] is None and row["event_type_id"] == -(2**63)
+    assert json.loads(row["_extra"]) == {"duration": 2**63}
+    assert stats.kept_in_extra == 1

@@ -180,6 +180,9 @@ def build_frame(
             continue
         native = _NATIVE[kind][0]
         odd = [i for i, v in enumerate(values) if v is not None and type(v) is not native]
+        if kind == "int":
+            # Python ints are unbounded; BIGINT is not. Out-of-range ones take the misfit path.
+            odd += [i for i, v in enumerate(values) if type(v) is int and not _INT64_MIN <= v <= _INT64_MAX]
         for i in odd:
             converted = _CONVERT[kind](values[i])
             if converted is _MISFIT:
