@@ -232,9 +232,11 @@ def _deduplicated(
 def _merge(
     con: duckdb.DuckDBPyConnection, table: TableName, columns: list[str], key: tuple[str, ...], stage: str
 ) -> tuple[int, int]:
-    """Update rows whose key exists, insert the rest; return (updated, inserted).
+    """Upsert the staged rows on `key`; return (updated, inserted).
 
-    UPDATE (rather than delete + insert) keeps the values of columns the incoming data lacks.
+    When the incoming rows carry every column of the table, matched rows are deleted and re-inserted:
+    DuckDB's wide UPDATE ... FROM holds every updated column of every row group in memory. Otherwise
+    an UPDATE keeps the values of the columns the incoming data lacks.
     """
     match = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in key)
     updated = _count(
@@ -242,12 +244,20 @@ def _merge(
             f"SELECT count(*) FROM {stage} AS s WHERE EXISTS (SELECT 1 FROM {table.sql} AS t WHERE {match})"
         )
     )
+    names = ", ".join(quote_ident(name) for name in columns)
+    values = ", ".join(f"s.{quote_ident(name)}" for name in columns)
+    table_names = {name.casefold() for name, _ in table_columns(con, table) or []}
+    if table_names <= {name.casefold() for name in columns}:
+        if updated:
+            con.execute(
+                f"DELETE FROM {table.sql} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
+            )
+        total = _count(con.execute(f"INSERT INTO {table.sql} ({names}) SELECT {values} FROM {stage} AS s"))
+        return updated, total - updated
     non_key = [name for name in columns if name not in key]
     if updated and non_key:
         assignments = ", ".join(f"{quote_ident(name)} = s.{quote_ident(name)}" for name in non_key)
         con.execute(f"UPDATE {table.sql} AS t SET {assignments} FROM {stage} AS s WHERE {match}")
-    names = ", ".join(quote_ident(name) for name in columns)
-    values = ", ".join(f"s.{quote_ident(name)}" for name in columns)
     inserted = _count(
         con.execute(
             f"INSERT INTO {table.sql} ({names}) SELECT {values} FROM {stage} AS s "
