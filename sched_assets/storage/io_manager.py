@@ -36,6 +36,9 @@ class DuckDBIOManager(dg.ConfigurableIOManager):
         default=300.0, description="How long a write waits for another process to release the database."
     )
     memory_limit: str | None = Field(default=None, description="DuckDB memory_limit for writes, e.g. '2GB'.")
+    threads: int | None = Field(
+        default=None, description="DuckDB threads for writes; fewer threads need less memory."
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Fail the step early, with a clear message, if the database path is unusable."""
@@ -72,7 +75,10 @@ class DuckDBIOManager(dg.ConfigurableIOManager):
 
     def _warehouse(self) -> Warehouse:
         return Warehouse(
-            self.database, lock_timeout=self.lock_timeout_seconds, memory_limit=self.memory_limit
+            self.database,
+            lock_timeout=self.lock_timeout_seconds,
+            memory_limit=self.memory_limit,
+            threads=self.threads,
         )
 
 

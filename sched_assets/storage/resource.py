@@ -22,9 +22,16 @@ class WarehouseResource(dg.ConfigurableResource):
     memory_limit: str | None = Field(
         default=None, description="DuckDB memory_limit for this resource's connections, e.g. '2GB'."
     )
+    threads: int | None = Field(
+        default=None,
+        description="DuckDB threads for this resource's connections; fewer threads need less memory.",
+    )
 
     def get_warehouse(self) -> Warehouse:
         """A `Warehouse` on the configured file."""
         return Warehouse(
-            self.database, lock_timeout=self.lock_timeout_seconds, memory_limit=self.memory_limit
+            self.database,
+            lock_timeout=self.lock_timeout_seconds,
+            memory_limit=self.memory_limit,
+            threads=self.threads,
         )
