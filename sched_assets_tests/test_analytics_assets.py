@@ -89,7 +89,7 @@ def test_definitions_load_together() -> None:
         },
     )
     defs.resolve_all_asset_specs()
-    assert len(defs.resolve_asset_graph().asset_check_keys) == len(checks)
+    assert len(defs.resolve_asset_graph().asset_check_keys) == sum(len(c.check_keys) for c in checks)
 
 
 def test_materialize_writes_analytics_tables(database: str) -> None:

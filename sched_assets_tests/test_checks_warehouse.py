@@ -8,19 +8,20 @@ import duckdb
 import pytest
 
 from sched_assets.analytics.testing import insert_rows, seed_sample_account
-from sched_assets.api.specs import ENDPOINTS
+from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME
 from sched_assets.defs.analytics import analytics_assets, raw_key
 from sched_assets.defs.checks import (
     PRIMARY_KEY_CHECK,
     analytics_checks,
     bookings_event_type_known,
     checks,
+    primary_key_results,
     raw_checks,
     raw_primary_key_checks,
     utilization_at_most_100_percent,
     utilization_minutes_non_negative,
 )
-from sched_assets.frames.columns import FIELDS
+from sched_assets.frames.columns import FIELDS, snake_case
 from sched_assets.storage import DuckDBIOManager, WarehouseResource
 
 
@@ -44,14 +45,19 @@ def sql(database: str, statement: str) -> None:
         con.execute(statement)
 
 
-def raw_pk_check(name: str) -> dg.AssetChecksDefinition:
-    [found] = [c for c in raw_primary_key_checks if next(iter(c.check_keys)).asset_key == raw_key(name)]
-    return found
-
-
 def run_check(check: dg.AssetChecksDefinition, database: str) -> dg.AssetCheckResult:
     result = check(warehouse=WarehouseResource(database=database))
     assert isinstance(result, dg.AssetCheckResult)
+    return result
+
+
+def run_raw_pk_check(name: str, database: str) -> dg.AssetCheckResult:
+    """What the `raw_primary_keys` multi-check yields for raw.<name>."""
+    spec = ENDPOINTS_BY_NAME[name]
+    check_key = dg.AssetCheckKey(raw_key(name), PRIMARY_KEY_CHECK)
+    table = (f"raw.{name}", [snake_case(field) for field in spec.primary_key])
+    [result] = primary_key_results(WarehouseResource(database=database), {check_key: table})
+    assert result.asset_key == raw_key(name) and result.check_name == PRIMARY_KEY_CHECK
     return result
 
 
@@ -65,8 +71,10 @@ def test_check_names_and_blocking() -> None:
         *(dg.AssetCheckKey(raw_key(spec.name), PRIMARY_KEY_CHECK) for spec in ENDPOINTS),
         dg.AssetCheckKey(raw_key("bookings"), "bookings_event_type_known"),
     }
-    for check in raw_primary_key_checks:
-        assert all(spec.blocking for spec in check.check_specs)
+    assert {spec.key for spec in raw_primary_key_checks.check_specs} == {
+        dg.AssetCheckKey(raw_key(spec.name), PRIMARY_KEY_CHECK) for spec in ENDPOINTS
+    }
+    assert all(spec.blocking for spec in raw_primary_key_checks.check_specs)
     analytics_keys = {key for check in analytics_checks for key in check.check_keys}
     utilization = analytics_key_by_name("booking_utilization_daily")
     assert dg.AssetCheckKey(utilization, "utilization_minutes_non_negative") in analytics_keys
@@ -81,7 +89,7 @@ def analytics_key_by_name(name: str) -> dg.AssetKey:
 
 @pytest.mark.parametrize("name", [spec.name for spec in ENDPOINTS])
 def test_primary_key_checks_pass_on_clean_data(database: str, name: str) -> None:
-    result = run_check(raw_pk_check(name), database)
+    result = run_raw_pk_check(name, database)
     assert result.passed, result.description
     assert values(result)["duplicate_keys"] == 0
     assert values(result)["null_key_rows"] == 0
@@ -92,7 +100,7 @@ def test_primary_key_check_fails_on_duplicated_key(database: str) -> None:
         database,
         "INSERT INTO raw.bookings (id, uid, status) VALUES (1, 'copy-a', 'accepted'), (1, 'copy-b', 'accepted')",
     )
-    result = run_check(raw_pk_check("bookings"), database)
+    result = run_raw_pk_check("bookings", database)
     assert not result.passed
     assert result.severity == dg.AssetCheckSeverity.ERROR
     meta = values(result)
@@ -104,7 +112,7 @@ def test_composite_primary_key_check_fails_on_null_key(database: str) -> None:
     # Same external_id under two credentials is fine (the sample has that); a null credential is not.
     with duckdb.connect(database) as con:
         insert_rows(con, "calendars", [{"credential_id": None, "external_id": "team@group", "name": "Team"}])
-    result = run_check(raw_pk_check("calendars"), database)
+    result = run_raw_pk_check("calendars", database)
     assert not result.passed
     meta = values(result)
     assert (meta["null_key_rows"], meta["duplicate_keys"]) == (1, 0)
@@ -113,14 +121,14 @@ def test_composite_primary_key_check_fails_on_null_key(database: str) -> None:
 
 def test_primary_key_check_fails_on_null_id(database: str) -> None:
     sql(database, "INSERT INTO raw.event_types (id, title) VALUES (NULL, 'ghost')")
-    result = run_check(raw_pk_check("event_types"), database)
+    result = run_raw_pk_check("event_types", database)
     assert not result.passed
     assert values(result)["null_key_rows"] == 1
 
 
 def test_primary_key_check_fails_when_table_is_missing(database: str) -> None:
     sql(database, "DROP TABLE raw.conferencing")
-    result = run_check(raw_pk_check("conferencing"), database)
+    result = run_raw_pk_check("conferencing", database)
     assert not result.passed
     assert "does not exist" in (result.description or "")
 
@@ -137,8 +145,9 @@ def test_blocking_primary_key_check_stops_downstream_assets(database: str) -> No
     )
     assert not result.success
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
-    # Assets reading raw.event_types are skipped; the attendees table (bookings only) still builds.
-    assert analytics_key_by_name("booking_attendees") in materialized
+    # The raw key checks run as one step (one connection, ~1 s less per sync), so a failed key check
+    # holds back every derived table, including attendees, which reads only bookings.
+    assert not {key for key in materialized if key.path[0] == "analytics"}
     assert analytics_key_by_name("booking_utilization_daily") not in materialized
     assert analytics_key_by_name("event_type_stats") not in materialized
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
