@@ -1,18 +1,15 @@
 """The analytics assets through Dagster: definitions, and `dg.materialize` with the real IO manager."""
 
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
 
-from sched_assets.analytics.testing import seed_sample_account
 from sched_assets.defs.analytics import analytics_assets, raw_key
 from sched_assets.defs.checks import checks
-from sched_assets.frames.columns import FIELDS
 from sched_assets.storage import DuckDBIOManager, WarehouseResource
+from sched_assets_tests.analytics_helpers import raw_stand_in
 
 ANALYTICS_KEYS = {
     dg.AssetKey(["analytics", name])
@@ -24,21 +21,6 @@ ANALYTICS_KEYS = {
         "event_type_stats",
     )
 }
-
-
-@dg.multi_asset(specs=[dg.AssetSpec(raw_key(name)) for name in FIELDS], can_subset=True)
-def raw_stand_in(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
-    """Stands in for the sync: the raw tables were written by hand, this only 'materializes' the keys."""
-    for key in sorted(context.selected_asset_keys):
-        yield dg.MaterializeResult(asset_key=key)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> str:
-    path = str(tmp_path / "warehouse.duckdb")
-    with duckdb.connect(path) as con:
-        seed_sample_account(con)
-    return path
 
 
 def materialize(database: str) -> dg.ExecuteInProcessResult:

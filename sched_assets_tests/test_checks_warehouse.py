@@ -1,13 +1,10 @@
 """Asset checks against a hand-built DuckDB file: pass on clean data, fail or warn on planted problems."""
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import dagster as dg
 import duckdb
 import pytest
 
-from sched_assets.analytics.testing import insert_rows, seed_sample_account
+from sched_assets.analytics.testing import insert_rows
 from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME
 from sched_assets.defs.analytics import analytics_assets, raw_key
 from sched_assets.defs.checks import (
@@ -21,23 +18,9 @@ from sched_assets.defs.checks import (
     utilization_at_most_100_percent,
     utilization_minutes_non_negative,
 )
-from sched_assets.frames.columns import FIELDS, snake_case
+from sched_assets.frames.columns import snake_case
 from sched_assets.storage import DuckDBIOManager, WarehouseResource
-
-
-@dg.multi_asset(specs=[dg.AssetSpec(raw_key(name)) for name in FIELDS], can_subset=True)
-def raw_stand_in(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
-    """Stands in for the sync: the raw tables were written by hand, this only 'materializes' the keys."""
-    for key in sorted(context.selected_asset_keys):
-        yield dg.MaterializeResult(asset_key=key)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> str:
-    path = str(tmp_path / "warehouse.duckdb")
-    with duckdb.connect(path) as con:
-        seed_sample_account(con)
-    return path
+from sched_assets_tests.analytics_helpers import raw_stand_in
 
 
 def sql(database: str, statement: str) -> None:
