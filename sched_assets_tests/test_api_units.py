@@ -361,3 +361,17 @@ def test_pacer_caps_absurd_reset_values():
     pacer.release({"x-ratelimit-remaining-default": "0", "x-ratelimit-reset-default": "60000"})  # ms?
     pacer.acquire()
     assert clock.now <= 31
+
+
+def test_503_with_retry_after_waits_that_long():
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return httpx.Response(503, headers={"retry-after": "20"}, content=b"<html>maintenance</html>")
+        return json_response({"data": {"id": 1}})
+
+    client, sleeps = make_client(handler)
+    assert client.fetch_all(ENDPOINTS_BY_NAME["my_profile"]) == [{"id": 1}]
+    assert sleeps == [pytest.approx(20.5)]

@@ -337,7 +337,7 @@ class SchedApiClient:
             if status in RETRYABLE_STATUSES:
                 code, message = describe_body(response.content, response.headers.get("content-type", ""))
                 last_problem = f"HTTP {status} ({code + ': ' if code else ''}{message})"
-                self._retry_wait(spec, attempt, last_problem)
+                self._retry_wait(spec, attempt, last_problem, response.headers.get("retry-after"))
                 continue
             if not 200 <= status < 300:
                 raise error_for_status(
@@ -360,11 +360,21 @@ class SchedApiClient:
             path=path,
         )
 
-    def _retry_wait(self, spec: EndpointSpec, attempt: int, problem: str) -> None:
+    def _retry_wait(
+        self, spec: EndpointSpec, attempt: int, problem: str, retry_after: str | None = None
+    ) -> None:
         if attempt >= self.config.max_retries:
             return
         base = self.config.backoff_factor * (2**attempt)
         wait = min(base + self._random.uniform(0, base / 2), self.config.max_backoff_seconds)
+        if retry_after is not None:
+            # A 503 saying when to come back (maintenance, overload) knows better than our backoff.
+            wait = max(
+                wait,
+                retry_after_seconds(
+                    {"retry-after": retry_after}, 0.0, self.config.max_rate_limit_wait_seconds
+                ),
+            )
         self._log.warning(
             f"{spec.name}: {problem}; retry {attempt + 1} of {self.config.max_retries} in {wait:.1f} s."
         )
