@@ -68,6 +68,9 @@ Snapshot = dict[str, tuple[list[tuple[str, str]], list[tuple[Any, ...]]]]
 # ---- serving the demo API ---------------------------------------------------------------------
 
 
+FULL_REFRESH = {"ops": {"raw_sources": {"config": {"full_refresh": True}}}}
+
+
 @contextmanager
 def demo_server(api: DemoApi, timeout_stall: float = 30.0) -> Iterator[DemoServer]:
     """`api` on a free local port for the duration of the block."""

@@ -23,7 +23,6 @@ from sched_assets_tests.reliability_helpers import (
     run_main_command,
     sync,
     table_counts,
-    temporary_instance,
 )
 
 
@@ -36,13 +35,6 @@ def api() -> DemoApi:
 def server(api: DemoApi) -> Iterator[DemoServer]:
     with demo_server(api) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
-    """One Dagster instance for the module (each test has its own server, hence its own cursor)."""
-    with temporary_instance(tmp_path_factory.mktemp("dagster_home")) as instance:
-        yield instance
 
 
 def _regular_file_as_directory(tmp_path: Path) -> Path:

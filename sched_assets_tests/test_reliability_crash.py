@@ -19,6 +19,7 @@ from sched_assets.defs.sources import build_source_assets
 from sched_assets.demo import DEMO_API_KEY, DemoAccount, DemoApi
 from sched_assets.storage import PAUSE_ENV_VAR
 from sched_assets_tests.reliability_helpers import (
+    FULL_REFRESH,
     Snapshot,
     account_records,
     assert_raw_tables_exact,
@@ -34,7 +35,6 @@ from sched_assets_tests.reliability_helpers import (
 )
 
 BOOKINGS = 50_000
-FULL_REFRESH = {"ops": {"raw_sources": {"config": {"full_refresh": True}}}}
 
 
 def classify(after: Snapshot, previous: Snapshot, database: Path, account: DemoAccount) -> dict[str, str]:

@@ -6,16 +6,15 @@ Every served value must end up in its typed column (equal, or losslessly convert
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import orjson
-import pytest
 
 from sched_assets.demo import BOOKING_ID_BASE, DemoAccount, DemoApi, Faults
 from sched_assets.frames.columns import column_types
 from sched_assets_tests.reliability_helpers import (
+    FULL_REFRESH,
     RESOURCES,
     account_records,
     assert_raw_tables_exact,
@@ -25,17 +24,7 @@ from sched_assets_tests.reliability_helpers import (
     served_records,
     snapshot,
     sync,
-    temporary_instance,
 )
-
-FULL_REFRESH = {"ops": {"raw_sources": {"config": {"full_refresh": True}}}}
-
-
-@pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
-    """One Dagster instance for the module (each test has its own server, hence its own cursor)."""
-    with temporary_instance(tmp_path_factory.mktemp("dagster_home")) as instance:
-        yield instance
 
 
 def test_drift_mid_stream_loses_nothing(instance: dg.DagsterInstance, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ that says what happened and what to do, and leave every table byte-for-byte as i
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ from sched_assets_tests.reliability_helpers import (
     record_outcome,
     snapshot,
     sync,
-    temporary_instance,
 )
 
 BOOKINGS = 600
@@ -39,13 +38,6 @@ PAGE_SIZE = 25  # 24 bookings pages + 5 other requests: enough requests for faul
 @pytest.fixture(scope="module")
 def account() -> DemoAccount:
     return DemoAccount(bookings=BOOKINGS)
-
-
-@pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
-    """One Dagster instance for the module (each test has its own server, hence its own cursor)."""
-    with temporary_instance(tmp_path_factory.mktemp("dagster_home")) as instance:
-        yield instance
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ a warning) with a bounded number of requests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +14,7 @@ import pytest
 from sched_assets.api.selector import select_records
 from sched_assets.demo import DemoAccount, DemoApi, Faults
 from sched_assets_tests.reliability_helpers import (
+    FULL_REFRESH,
     RESOURCES,
     account_records,
     api_get,
@@ -23,17 +23,7 @@ from sched_assets_tests.reliability_helpers import (
     record_outcome,
     snapshot,
     sync,
-    temporary_instance,
 )
-
-FULL_REFRESH = {"ops": {"raw_sources": {"config": {"full_refresh": True}}}}
-
-
-@pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
-    """One Dagster instance for the module (each test has its own server, hence its own cursor)."""
-    with temporary_instance(tmp_path_factory.mktemp("dagster_home")) as instance:
-        yield instance
 
 
 def test_unpaged_endpoint_with_300_items_is_read_once(instance: dg.DagsterInstance, tmp_path: Path) -> None:
