@@ -1,7 +1,8 @@
 """Crash safety: kill -9 the main command inside an open DuckDB write transaction.
 
-The product's test hook `SCHED_TEST_PAUSE_IN_WRITE=<file>` makes a write create <file> and sleep with the
-data inserted but not committed. We kill the whole process group at that moment (once in the first
+The main command runs with the test-side hook of `crash_hooks` installed (the same `dagster asset
+materialize` arguments, in one process whose writes create a marker file and sleep with the data inserted
+but not committed; the package has no such hook). We kill the whole process group at that moment (once in the first
 write of a `--select '*'` run, once in the 50,000-booking write of a bookings-only run), then check that
 the database opens and every table equals either its state before the run or the new state, never a mix,
 and that the next sync recovers to the exact new state.
@@ -9,6 +10,7 @@ and that the next sync recovers to the exact new state.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,9 +19,12 @@ import pytest
 
 from sched_assets.defs.sources import build_source_assets
 from sched_assets.demo import DEMO_API_KEY, DemoAccount, DemoApi
-from sched_assets.storage import PAUSE_ENV_VAR
+from sched_assets_tests.crash_hooks import paused_dagster_command
+from sched_assets_tests.processes import start_group
 from sched_assets_tests.reliability_helpers import (
     FULL_REFRESH,
+    MAIN_COMMAND_ARGS,
+    PROJECT_ROOT,
     Snapshot,
     account_records,
     assert_raw_tables_exact,
@@ -28,13 +33,25 @@ from sched_assets_tests.reliability_helpers import (
     kill_group,
     record_outcome,
     snapshot,
-    start_main_command,
     sync,
     table_problems,
     wait_for_file,
 )
 
 BOOKINGS = 50_000
+
+
+def start_paused_main_command(env: dict[str, str], select: str, marker: Path) -> subprocess.Popen[str]:
+    """The main command (`dagster asset materialize -m sched_assets.definitions --select <select>`) in its
+    own process group, pausing before the COMMIT of its first write (after creating `marker`)."""
+    return start_group(
+        paused_dagster_command(marker, *MAIN_COMMAND_ARGS, "--select", select),
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def classify(after: Snapshot, previous: Snapshot, database: Path, account: DemoAccount) -> dict[str, str]:
@@ -84,16 +101,10 @@ def test_kill_9_inside_a_write_leaves_every_table_old_or_new(tmp_path: Path) -> 
         afters: dict[str, Snapshot] = {}
         kills: dict[str, tuple[float, int]] = {}  # select -> (seconds until the kill, requests sent)
         for select in ("*", "raw/bookings"):
-            env = command_env(
-                server.url,
-                DEMO_API_KEY,
-                database,
-                tmp_path / f"home-{len(states)}",
-                **{PAUSE_ENV_VAR: str(marker)},
-            )
+            env = command_env(server.url, DEMO_API_KEY, database, tmp_path / f"home-{len(states)}")
             api.reset_stats()
             started = time.perf_counter()
-            proc = start_main_command(env, select)
+            proc = start_paused_main_command(env, select, marker)
             try:
                 wait_for_file(marker, proc, timeout=150)
             finally:

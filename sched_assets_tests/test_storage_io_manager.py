@@ -1,50 +1,56 @@
-"""The Dagster layer: DuckDBIOManager and WarehouseResource against a real DuckDB file."""
+"""The Dagster layer: WarehouseIOManager on a WarehouseResource, against a real DuckDB file."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
-from sched_assets.storage import DuckDBIOManager, TableWrite, Warehouse, WarehouseError, WarehouseResource
+from sched_assets.storage import (
+    NullKeys,
+    TableWrite,
+    Warehouse,
+    WarehouseError,
+    WarehouseIOManager,
+    WarehouseResource,
+    WriteMode,
+)
 
 BOOKING_TYPES = {"attendees": "JSON", "start": "TIMESTAMPTZ"}
 
 
-def bookings_frame(ids: list[int], title: str) -> pl.DataFrame:
+def bookings_frame(ids: list[int | None], title: str) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "id": ids,
             "title": [title] * len(ids),
             "attendees": ['[{"email": "a@example.com"}]'] * len(ids),
             "start": ["2024-05-01T09:00:00+02:00"] * len(ids),
-        }
+        },
+        schema_overrides={"id": pl.Int64},
     )
 
 
-@dg.asset(
-    key_prefix=["raw"],
-    metadata={"write_mode": "merge", "primary_key": ["id"], "column_types": BOOKING_TYPES},
-)
-def bookings() -> pl.DataFrame:
-    return bookings_frame([1, 2, 2], "meeting")
+def bookings_write(ids: list[int | None], title: str, **kwargs: object) -> TableWrite:
+    return TableWrite(bookings_frame(ids, title), WriteMode.MERGE, ("id",), BOOKING_TYPES, **kwargs)  # type: ignore[arg-type]
 
 
-@dg.asset(key_prefix=["analytics"])
-def booking_counts(bookings: pl.DataFrame) -> pl.DataFrame:
-    # The input round-trips with its DuckDB types mapped back to Polars.
-    assert bookings.schema["attendees"] == pl.String
-    assert bookings.schema["start"] == pl.Datetime("us", "UTC")
-    assert bookings.schema["id"] == pl.Int64
-    assert bookings["start"].to_list() == [datetime(2024, 5, 1, 7, tzinfo=UTC)] * 2
-    return bookings.group_by("title").len()
+@dg.asset(key_prefix=["raw"])
+def bookings() -> TableWrite:
+    return bookings_write([1, 2, 2], "meeting")
 
 
-def materialize(assets: list, db: Path, **resources: object) -> dg.ExecuteInProcessResult:
-    return dg.materialize(assets, resources={"io_manager": DuckDBIOManager(database=str(db)), **resources})
+def resources(db: Path, **settings: object) -> dict[str, object]:
+    """One warehouse configuration, shared by the SQL resource and the IO manager (as definitions.py does)."""
+    warehouse = WarehouseResource(database=str(db), **settings)
+    return {"warehouse": warehouse, "io_manager": WarehouseIOManager(warehouse=warehouse)}
+
+
+def materialize(assets: list, db: Path, **kwargs: object) -> dg.ExecuteInProcessResult:
+    return dg.materialize(assets, resources=resources(db), **kwargs)
 
 
 def metadata_of(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, object]:
@@ -52,10 +58,15 @@ def metadata_of(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
+def table_rows(db: Path, table: str) -> list[tuple]:
+    with Warehouse(db).connect(read_only=True) as con:
+        return con.sql(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+
+
 def test_materialize_writes_tables_and_emits_metadata(tmp_path: Path) -> None:
     db = tmp_path / "dagster.duckdb"
 
-    result = materialize([bookings, booking_counts], db)
+    result = materialize([bookings], db)
 
     assert result.success
     meta = metadata_of(result, dg.AssetKey(["raw", "bookings"]))
@@ -76,22 +87,20 @@ def test_materialize_writes_tables_and_emits_metadata(tmp_path: Path) -> None:
         0,
         0,
     )
+    assert (meta["rows_without_key"], meta["rows_deduplicated"]) == (0, 1)
     assert meta["columns_added"] == []
     assert isinstance(meta["write_seconds"], float)
-    assert metadata_of(result, dg.AssetKey(["analytics", "booking_counts"]))["write_mode"] == "replace"
-    assert Warehouse(db).read_frame("analytics.booking_counts").rows() == [("meeting", 2)]
+    assert [row[:2] for row in table_rows(db, "raw.bookings")] == [(1, "meeting"), (2, "meeting")]
 
 
 def test_second_materialization_merges(tmp_path: Path) -> None:
     db = tmp_path / "dagster.duckdb"
     materialize([bookings], db)
 
-    @dg.asset(
-        key=["raw", "bookings"],
-        metadata={"write_mode": "merge", "primary_key": ["id"], "column_types": BOOKING_TYPES},
-    )
-    def bookings_again() -> pl.DataFrame:
-        return bookings_frame([2, 3], "moved").with_columns(rating=pl.lit(4.5))
+    @dg.asset(key=["raw", "bookings"])
+    def bookings_again() -> TableWrite:
+        frame = bookings_frame([2, 3], "moved").with_columns(rating=pl.lit(4.5))
+        return TableWrite(frame, "merge", ("id",), BOOKING_TYPES)
 
     meta = metadata_of(materialize([bookings_again], db), dg.AssetKey(["raw", "bookings"]))
 
@@ -99,20 +108,51 @@ def test_second_materialization_merges(tmp_path: Path) -> None:
     assert meta["columns_added"] == ["rating"]
 
 
-def test_table_write_output_and_table_overrides(tmp_path: Path) -> None:
-    @dg.asset(metadata={"schema": "custom", "table": "renamed"})
+def test_rows_without_key_are_skipped_with_a_warning_and_metadata(tmp_path: Path) -> None:
+    db = tmp_path / "nulls.duckdb"
+
+    @dg.asset(key=["raw", "bookings"])
+    def with_nulls() -> TableWrite:
+        return bookings_write([1, None, 2, None], "meeting", null_keys=NullKeys.SKIP)
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize([with_nulls], db, instance=instance)
+
+    meta = metadata_of(result, dg.AssetKey(["raw", "bookings"]))
+    assert (meta["rows_without_key"], meta["rows_inserted"], meta["dagster/row_count"]) == (2, 2, 2)
+    warnings = [
+        entry.user_message for entry in instance.all_logs(result.run_id) if entry.level == logging.WARNING
+    ]
+    assert any("raw.bookings: 2 row(s) had a null in primary key (id)" in w for w in warnings), warnings
+
+
+def test_rows_without_key_are_refused_by_default(tmp_path: Path) -> None:
+    @dg.asset(key=["raw", "bookings"])
+    def with_nulls() -> TableWrite:
+        return bookings_write([1, None], "meeting")
+
+    with pytest.raises(
+        Exception, match=r"1 row\(s\) have a null in primary key \['id'\]; nothing was written"
+    ):
+        materialize([with_nulls], tmp_path / "refused.duckdb")
+
+
+def test_table_name_is_the_last_two_key_parts_and_main_for_one_part(tmp_path: Path) -> None:
+    @dg.asset(key=["lake", "raw", "widgets"])
     def widgets() -> TableWrite:
-        return TableWrite(pl.LazyFrame({"id": [1, 1], "v": ["a", "b"]}), "merge", ("id",))
+        return TableWrite(pl.DataFrame({"id": [1, 1], "v": ["a", "b"]}), "merge", ("id",))
 
     @dg.asset
-    def gadgets() -> pl.DataFrame:
-        return pl.DataFrame({"id": [1]})
+    def gadgets() -> TableWrite:
+        return TableWrite(pl.DataFrame({"id": [1]}), "replace")
 
-    result = materialize([widgets, gadgets], tmp_path / "t.duckdb")
+    db = tmp_path / "t.duckdb"
+    result = materialize([widgets, gadgets], db)
 
-    assert metadata_of(result, widgets.key)["dagster/table_name"] == "custom.renamed"
-    assert metadata_of(result, gadgets.key)["dagster/table_name"] == "public.gadgets"  # one-part key
-    assert Warehouse(tmp_path / "t.duckdb").read_frame("custom.renamed").rows() == [(1, "b")]
+    assert metadata_of(result, widgets.key)["dagster/table_name"] == "raw.widgets"
+    assert metadata_of(result, gadgets.key)["dagster/table_name"] == "main.gadgets"  # one-part key
+    assert table_rows(db, "raw.widgets") == [(1, "b")]
+    assert table_rows(db, "gadgets") == [(1,)]  # DuckDB's own default schema: the same table
 
 
 def test_none_output_writes_nothing(tmp_path: Path) -> None:
@@ -123,44 +163,67 @@ def test_none_output_writes_nothing(tmp_path: Path) -> None:
     result = materialize([nothing], tmp_path / "n.duckdb")
 
     assert result.success
-    assert not Warehouse(tmp_path / "n.duckdb").table_exists("public.nothing")
+    assert not Warehouse(tmp_path / "n.duckdb").table_exists("main.nothing")
 
 
-def test_lazyframe_input(tmp_path: Path) -> None:
-    @dg.asset
-    def source_rows() -> pl.DataFrame:
-        return pl.DataFrame({"id": [1, 2]})
-
-    @dg.asset
-    def lazy_user(source_rows: pl.LazyFrame) -> pl.DataFrame:
-        assert isinstance(source_rows, pl.LazyFrame)
-        return source_rows.collect()
-
-    assert materialize([source_rows, lazy_user], tmp_path / "l.duckdb").success
-
-
-def test_load_input_of_unmaterialized_asset_says_what_to_do(tmp_path: Path) -> None:
-    db = tmp_path / "fresh.duckdb"
-    materialize([bookings], db)
-
-    with pytest.raises(
-        Exception, match=r"analytics\.missing does not exist .*materialize analytics/missing first"
-    ):
-        materialize([dg.AssetSpec(["analytics", "missing"]), reads_missing], db)
-
-
-@dg.asset(ins={"missing": dg.AssetIn(key=["analytics", "missing"])})
-def reads_missing(missing: pl.DataFrame) -> None:
-    return None
-
-
-def test_bad_write_mode_metadata_fails_clearly(tmp_path: Path) -> None:
-    @dg.asset(metadata={"write_mode": "upsert"})
-    def odd() -> pl.DataFrame:
+def test_a_bare_dataframe_output_is_refused_clearly(tmp_path: Path) -> None:
+    @dg.asset(key_prefix=["raw"])
+    def frame_only() -> pl.DataFrame:
         return pl.DataFrame({"id": [1]})
 
-    with pytest.raises(Exception, match="write mode must be one of"):
-        materialize([odd], tmp_path / "o.duckdb")
+    with pytest.raises(Exception, match=r"stores TableWrite outputs only; raw/frame_only returned DataFrame"):
+        materialize([frame_only], tmp_path / "o.duckdb")
+    assert not Warehouse(tmp_path / "o.duckdb").table_exists("raw.frame_only")
+
+
+def test_loading_an_input_is_refused_with_what_to_do_instead(tmp_path: Path) -> None:
+    @dg.asset(key_prefix=["analytics"])
+    def reads_bookings(bookings: pl.DataFrame) -> None:
+        raise AssertionError("never called: the input cannot be loaded")
+
+    with pytest.raises(Exception, match=r"does not load inputs .*raw\.bookings.*deps=\[\.\.\.\]") as caught:
+        materialize([bookings, reads_bookings], tmp_path / "i.duckdb")
+    assert "get_connection(read_only=True)" in str(caught.value.__cause__ or caught.value)
+
+
+def test_writes_use_the_write_limits_and_sql_uses_the_query_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "limits.duckdb"
+    seen: list[tuple[str | None, int | None]] = []
+    write = Warehouse.write
+
+    def spying_write(self: Warehouse, table: str, data: TableWrite):  # type: ignore[no-untyped-def]
+        seen.append((self.memory_limit, self.threads))
+        return write(self, table, data)
+
+    monkeypatch.setattr(Warehouse, "write", spying_write)
+
+    @dg.asset_check(asset=bookings)
+    def limits(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection(read_only=True) as con:
+            [(memory, threads, order)] = con.sql(
+                "SELECT current_setting('memory_limit'), current_setting('threads'), "
+                "current_setting('default_order')"
+            ).fetchall()
+        return dg.AssetCheckResult(
+            passed=True, metadata={"memory": memory, "threads": threads, "order": order}
+        )
+
+    settings = {
+        "memory_limit": "256MB",
+        "threads": 2,
+        "write_memory_limit": "96MB",
+        "write_threads": 1,
+        "connection_config": {"default_order": "DESC"},  # DuckDBResource's own field, honoured too
+    }
+    result = dg.materialize([bookings, limits], resources=resources(db, **settings))
+
+    assert seen == [("96MB", 1)]
+    [check] = result.get_asset_check_evaluations()
+    assert str(check.metadata["memory"].value).startswith("244")  # 256MB in MiB, as DuckDB reports it
+    assert check.metadata["threads"].value == 2
+    assert check.metadata["order"].value == "DESC"
 
 
 def test_unwritable_database_fails_at_setup(tmp_path: Path) -> None:
@@ -173,16 +236,28 @@ def test_unwritable_database_fails_at_setup(tmp_path: Path) -> None:
     assert "SCHED_DUCKDB_PATH" in str(caught.value.__cause__)
 
 
-def test_warehouse_resource_runs_sql(tmp_path: Path) -> None:
+def test_warehouse_resource_runs_sql_on_what_the_io_manager_wrote(tmp_path: Path) -> None:
     db = tmp_path / "r.duckdb"
 
     @dg.asset_check(asset=bookings)
     def ids_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        with warehouse.get_warehouse().connect(read_only=True) as con:
+        with warehouse.get_connection(read_only=True) as con:
             dupes = con.execute("SELECT count(*) - count(DISTINCT id) FROM raw.bookings").fetchall()[0][0]
         return dg.AssetCheckResult(passed=dupes == 0, metadata={"duplicates": dupes})
 
-    result = materialize([bookings, ids_unique], db, warehouse=WarehouseResource(database=str(db)))
+    @dg.asset(key_prefix=["analytics"], deps=[bookings])
+    def booking_titles(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        # Derived tables are built inside DuckDB from the stored tables, never loaded as inputs.
+        with warehouse.get_connection() as con:
+            con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
+            con.execute(
+                "CREATE OR REPLACE TABLE analytics.booking_titles AS "
+                "SELECT title, count(*) AS n FROM raw.bookings GROUP BY title"
+            )
+        return dg.MaterializeResult()
+
+    result = materialize([bookings, booking_titles, ids_unique], db)
 
     [check] = result.get_asset_check_evaluations()
     assert check.passed
+    assert table_rows(db, "analytics.booking_titles") == [("meeting", 2)]

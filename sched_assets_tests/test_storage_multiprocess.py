@@ -12,16 +12,16 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from sched_assets.storage import DuckDBIOManager, Warehouse
+from sched_assets.storage import TableWrite, Warehouse, WarehouseIOManager, WarehouseResource
 
 DB_ENV_VAR = "SCHED_TEST_STORAGE_MULTIPROCESS_DB"
 ROWS = 300_000  # big enough that unlocked concurrent steps do collide on DuckDB's lock
 
 
 def _table_asset(name: str) -> dg.AssetsDefinition:
-    @dg.asset(name=name, key_prefix=["raw"], metadata={"write_mode": "merge", "primary_key": ["id"]})
-    def _table() -> pl.DataFrame:
-        return pl.DataFrame({"id": range(ROWS), "source": [name] * ROWS})
+    @dg.asset(name=name, key_prefix=["raw"])
+    def _table() -> TableWrite:
+        return TableWrite(pl.DataFrame({"id": range(ROWS), "source": [name] * ROWS}), "merge", ("id",))
 
     return _table
 
@@ -30,16 +30,20 @@ ASSETS = [_table_asset(name) for name in ("alpha", "beta", "gamma", "delta")]
 
 
 @dg.asset(key_prefix=["analytics"], deps=[a.key for a in ASSETS])
-def combined(alpha: pl.DataFrame, beta: pl.DataFrame) -> pl.DataFrame:
-    return pl.concat([alpha, beta])
+def combined(warehouse: WarehouseResource) -> None:
+    """Built inside DuckDB from two stored tables, as the derived assets are (writes under the same lock)."""
+    with warehouse.get_connection() as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
+        con.execute("CREATE OR REPLACE TABLE analytics.combined AS FROM raw.alpha UNION ALL FROM raw.beta")
 
 
 def multiprocess_job() -> dg.JobDefinition:
     """Module-level factory, so `dg.reconstructable` can rebuild the job in each step process."""
+    warehouse = WarehouseResource(database=dg.EnvVar(DB_ENV_VAR), write_memory_limit="96MB", write_threads=1)
     defs = dg.Definitions(
         assets=[*ASSETS, combined],
         jobs=[dg.define_asset_job("all_tables")],
-        resources={"io_manager": DuckDBIOManager(database=dg.EnvVar(DB_ENV_VAR))},
+        resources={"warehouse": warehouse, "io_manager": WarehouseIOManager(warehouse=warehouse)},
     )
     return defs.resolve_job_def("all_tables")
 
@@ -64,7 +68,9 @@ def test_multiprocess_executor_writes_one_file_from_many_processes(
         }
 
     assert len(step_pids) == 5  # one process per step
-    warehouse = Warehouse(db)
-    for name in ("alpha", "beta", "gamma", "delta"):
-        assert warehouse.read_frame(f"raw.{name}").height == ROWS
-    assert warehouse.read_frame("analytics.combined").height == 2 * ROWS
+    with Warehouse(db).connect(read_only=True) as con:
+        for name in ("alpha", "beta", "gamma", "delta"):
+            assert con.sql(f"SELECT count(DISTINCT id), min(source) FROM raw.{name}").fetchall() == [
+                (ROWS, name)
+            ]
+        assert con.sql("SELECT count(*) FROM analytics.combined").fetchall() == [(2 * ROWS,)]

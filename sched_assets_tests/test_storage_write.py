@@ -9,7 +9,14 @@ import duckdb
 import polars as pl
 import pytest
 
-from sched_assets.storage import InvalidWriteError, TableNotFoundError, TableWrite, Warehouse
+from sched_assets.storage import (
+    InvalidWriteError,
+    NullKeys,
+    TableNotFoundError,
+    TableWrite,
+    Warehouse,
+    WriteMode,
+)
 from sched_assets.storage import write as write_module
 
 TABLE = "raw.things"
@@ -25,7 +32,7 @@ def rows(warehouse: Warehouse, table: str = TABLE, order: str = "id") -> list[tu
         return con.sql(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
 
 
-def merge(frame: pl.DataFrame | pl.LazyFrame, **kwargs) -> TableWrite:
+def merge(frame: pl.DataFrame, **kwargs) -> TableWrite:
     return TableWrite(frame, "merge", primary_key=("id",), **kwargs)
 
 
@@ -233,7 +240,7 @@ def test_exception_after_delete_leaves_table_exactly_as_before(
     def explode(*_args: object) -> int:
         raise RuntimeError("injected failure after DELETE")
 
-    monkeypatch.setattr(write_module, "_insert_select", explode)
+    monkeypatch.setattr(write_module, "_insert", explode)
     with pytest.raises(RuntimeError, match="injected"):
         warehouse.write(TABLE, TableWrite(pl.DataFrame({"id": [9], "name": ["z"], "more": [1]}), "replace"))
 
@@ -244,10 +251,10 @@ def test_exception_after_delete_leaves_table_exactly_as_before(
 def test_exception_before_commit_of_new_table_leaves_no_table(
     warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def explode() -> None:
+    def explode(_con: object) -> None:
         raise RuntimeError("injected failure before COMMIT")
 
-    monkeypatch.setattr(write_module, "_pause_if_testing", explode)
+    monkeypatch.setattr(write_module, "_commit", explode)
     with pytest.raises(RuntimeError, match="injected"):
         warehouse.write(TABLE, TableWrite(pl.DataFrame({"id": [1]}), "replace"))
 
@@ -299,57 +306,20 @@ def test_parquet_files_with_different_columns_are_refused(warehouse: Warehouse, 
         warehouse.write(TABLE, TableWrite([tmp_path / "a.parquet", tmp_path / "b.parquet"], "replace"))
 
 
-def test_lazyframe_is_ingested(warehouse: Warehouse) -> None:
-    lazy = pl.LazyFrame({"id": [1, 2, 2], "name": ["a", "b", "b2"]}).with_columns(
-        tags=pl.concat_list(pl.col("name"))
-    )
-
-    result = warehouse.write(TABLE, merge(lazy))
-
-    assert (result.rows_inserted, dict(result.columns)["tags"]) == (2, "JSON")
-    assert rows(warehouse) == [(1, "a", '["a"]'), (2, "b2", '["b2"]')]
-    assert not list(warehouse.path.parent.glob("sched-staging-*"))  # the spilled file is cleaned up
+def test_lazyframe_and_other_data_are_refused_clearly() -> None:
+    with pytest.raises(InvalidWriteError, match="collect it, or sink it to Parquet"):
+        TableWrite(pl.LazyFrame({"id": [1]}), "replace")  # type: ignore[arg-type]
+    with pytest.raises(InvalidWriteError, match="cannot write dict"):
+        TableWrite({"id": [1]}, "replace")  # type: ignore[arg-type]
 
 
-def test_read_frame_round_trips_types(warehouse: Warehouse) -> None:
-    frame = pl.DataFrame(
-        {
-            "id": [1],
-            "payload": ['{"a": 1}'],
-            "start": ["2024-05-01T09:00:00+02:00"],
-            "dur": [timedelta(seconds=90)],
-            "day": [date(2024, 5, 1)],
-        }
-    )
-    warehouse.write(TABLE, merge(frame, column_types={"payload": "JSON", "start": "TIMESTAMPTZ"}))
-
-    loaded = warehouse.read_frame(TABLE)
-
-    assert loaded.schema == pl.Schema(
-        {
-            "id": pl.Int64,
-            "payload": pl.String,
-            "start": pl.Datetime("us", "UTC"),
-            "dur": pl.Duration("us"),
-            "day": pl.Date,
-        }
-    )
-    assert loaded.row(0) == (
-        1,
-        '{"a": 1}',
-        datetime(2024, 5, 1, 7, tzinfo=UTC),
-        timedelta(seconds=90),
-        date(2024, 5, 1),
-    )
-
-
-def test_read_of_missing_table_or_database_is_clear(warehouse: Warehouse) -> None:
+def test_columns_of_missing_table_or_database_is_clear(warehouse: Warehouse) -> None:
     assert not warehouse.table_exists(TABLE)
     with pytest.raises(TableNotFoundError, match="no DuckDB database"):
-        warehouse.read_frame(TABLE)
+        warehouse.columns(TABLE)
     warehouse.write("raw.other", TableWrite(pl.DataFrame({"id": [1]}), "replace"))
     with pytest.raises(TableNotFoundError, match=r"raw\.things does not exist"):
-        warehouse.read_frame(TABLE)
+        warehouse.columns(TABLE)
 
 
 def test_memory_limit_and_threads_are_applied(tmp_path: Path) -> None:
@@ -364,3 +334,132 @@ def test_memory_limit_and_threads_are_applied(tmp_path: Path) -> None:
         memory = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     assert settings == {"threads": "1", "preserve_insertion_order": "false", "TimeZone": "UTC"}
     assert memory.startswith("488")  # 512MB in MiB, as DuckDB reports it
+
+
+# -- named values and key rules ---------------------------------------------------------------------
+
+
+def test_mode_and_null_keys_are_enums_also_accepted_as_strings(warehouse: Warehouse) -> None:
+    by_string = TableWrite(pl.DataFrame({"id": [1]}), "merge", "id", null_keys="skip")  # type: ignore[arg-type]
+    by_enum = TableWrite(pl.DataFrame({"id": [1]}), WriteMode.MERGE, ("id",), null_keys=NullKeys.SKIP)
+
+    assert (by_string.mode, by_string.null_keys, by_string.primary_key) == (
+        WriteMode.MERGE,
+        NullKeys.SKIP,
+        ("id",),
+    )
+    assert by_string.mode is WriteMode.MERGE and by_enum.null_keys is NullKeys.SKIP
+    assert WriteMode.REPLACE == "replace" and f"{WriteMode.MERGE}" == "merge"
+    assert TableWrite(pl.DataFrame({"id": [1]}), "replace").null_keys is NullKeys.REFUSE
+    result = warehouse.write(TABLE, by_string)
+    assert result.mode is WriteMode.MERGE
+    with pytest.raises(InvalidWriteError, match=r"null_keys must be one of \('refuse', 'skip'\)"):
+        TableWrite(pl.DataFrame({"id": [1]}), "merge", ("id",), null_keys="drop")  # type: ignore[arg-type]
+
+
+def test_null_keys_refused_by_default_in_replace_too(warehouse: Warehouse, tmp_path: Path) -> None:
+    warehouse.write(TABLE, TableWrite(pl.DataFrame({"id": [1], "name": ["a"]}), "replace", ("id",)))
+    part = tmp_path / "part.parquet"
+    pl.DataFrame({"id": [2, None, None], "name": ["b", "c", "d"]}).write_parquet(part)
+
+    with pytest.raises(InvalidWriteError, match=r"raw\.things: 2 row\(s\) have a null in primary key"):
+        warehouse.write(TABLE, TableWrite([part], "replace", ("id",)))
+
+    assert rows(warehouse) == [(1, "a")]
+
+
+@pytest.mark.parametrize("mode", ["replace", "merge"])
+def test_null_keys_skip_leaves_rows_out_and_counts_them(warehouse: Warehouse, mode: str) -> None:
+    warehouse.write(TABLE, merge(pl.DataFrame({"id": [1], "name": ["old"]})))
+    incoming = pl.DataFrame({"id": [1, None, 2, None, 1], "name": ["x", "no key", "b", "none", "last"]})
+
+    result = warehouse.write(TABLE, TableWrite(incoming, mode, ("id",), null_keys=NullKeys.SKIP))
+
+    assert (result.rows_without_key, result.rows_deduplicated, result.rows_written) == (2, 1, 2)
+    assert rows(warehouse) == [(1, "last"), (2, "b")]
+
+
+def test_null_in_one_part_of_a_composite_key_counts_as_no_key(warehouse: Warehouse) -> None:
+    key = ("credential_id", "external_id")
+    frame = pl.DataFrame(
+        {"credential_id": [1, None, 1, 2], "external_id": ["a", "a", None, "a"], "name": ["x", "y", "z", "w"]}
+    )
+
+    with pytest.raises(InvalidWriteError, match="2 row"):
+        warehouse.write("raw.calendars", TableWrite(frame, "merge", key))
+    result = warehouse.write("raw.calendars", TableWrite(frame, "merge", key, null_keys="skip"))  # type: ignore[arg-type]
+
+    assert (result.rows_without_key, result.rows_inserted) == (2, 2)
+    assert rows(warehouse, "raw.calendars", "credential_id") == [(1, "a", "x"), (2, "a", "w")]
+
+
+def test_parquet_dedupe_with_null_keys_skipped_last_occurrence_wins(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """Spilled pages as they come from paging: repeats across parts, and records without a key."""
+    parts = [tmp_path / f"part-{i}.parquet" for i in range(3)]
+    pl.DataFrame({"id": [1, 2, None], "v": ["1a", "2a", "null-a"]}).write_parquet(parts[0])
+    pl.DataFrame({"id": [3, 1, 2], "v": ["3b", "1b", "2b"]}).write_parquet(parts[1])
+    pl.DataFrame({"id": [None, 1, 4], "v": ["null-c", "1c", "4c"]}).write_parquet(parts[2])
+
+    for mode in ("replace", "merge"):
+        result = warehouse.write(TABLE, TableWrite(parts, mode, ("id",), null_keys=NullKeys.SKIP))
+
+        assert (result.rows_without_key, result.rows_deduplicated, result.rows_in_table) == (2, 3, 4)
+        assert rows(warehouse) == [(1, "1c"), (2, "2b"), (3, "3b"), (4, "4c")]
+
+
+def test_dedupe_ranks_the_cast_key_so_two_spellings_are_one_key(warehouse: Warehouse) -> None:
+    warehouse.write(TABLE, merge(pl.DataFrame({"id": [1], "name": ["old"]})))  # id is BIGINT now
+
+    result = warehouse.write(TABLE, merge(pl.DataFrame({"id": ["01", "1", "2"], "name": ["a", "b", "c"]})))
+
+    assert (result.rows_deduplicated, result.rows_updated, result.rows_inserted) == (1, 1, 1)
+    assert rows(warehouse) == [(1, "b"), (2, "c")]
+
+
+def test_merge_with_fewer_columns_and_repeated_keys_keeps_other_columns(warehouse: Warehouse) -> None:
+    """The UPDATE path of a merge (incoming data lacks a column) reads the deduplicated rows too."""
+    warehouse.write(TABLE, merge(pl.DataFrame({"id": [1, 2], "name": ["a", "b"], "city": ["Oslo", "Rome"]})))
+
+    result = warehouse.write(TABLE, merge(pl.DataFrame({"id": [2, 3, 2], "name": ["B1", "c", "B2"]})))
+
+    assert (result.rows_updated, result.rows_inserted, result.rows_deduplicated) == (1, 1, 1)
+    assert rows(warehouse) == [(1, "a", "Oslo"), (2, "B2", "Rome"), (3, "c", None)]
+
+
+def test_merge_of_key_columns_only(warehouse: Warehouse) -> None:
+    warehouse.write(TABLE, merge(pl.DataFrame({"id": [1, 2], "name": ["a", "b"]})))
+
+    result = warehouse.write(TABLE, merge(pl.DataFrame({"id": [2, 3, 3]})))
+
+    assert (result.rows_updated, result.rows_inserted, result.rows_in_table) == (1, 1, 3)
+    assert rows(warehouse) == [(1, "a"), (2, "b"), (3, None)]
+
+
+def test_empty_parquet_parts_and_frames_with_skip(warehouse: Warehouse, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.parquet"
+    pl.DataFrame(schema={"id": pl.Int64, "name": pl.String}).write_parquet(empty)
+
+    result = warehouse.write(TABLE, TableWrite([empty], "merge", ("id",), null_keys=NullKeys.SKIP))
+
+    assert (result.table_created, result.rows_in_table, result.rows_without_key) == (True, 0, 0)
+    assert warehouse.columns(TABLE) == [("id", "BIGINT"), ("name", "VARCHAR")]
+
+
+def test_repeated_keys_dedupe_within_a_small_memory_limit(tmp_path: Path) -> None:
+    """Only positions are ranked; a window over whole wide rows would not fit `memory_limit`."""
+    payload = "x" * 1_000
+    parts = []
+    for i in range(6):
+        ids = range(i * 10_000, (i + 1) * 10_000) if i < 5 else range(10_000)  # the last part repeats part 0
+        part = tmp_path / f"part-{i}.parquet"
+        pl.DataFrame({"id": ids, "part": i, "payload": payload, "more": payload}).write_parquet(part)
+        parts.append(part)
+    warehouse = Warehouse(tmp_path / "small.duckdb", memory_limit="24MB", threads=1)
+
+    result = warehouse.write(TABLE, TableWrite(parts, "replace", ("id",)))
+
+    assert (result.rows_in_table, result.rows_deduplicated) == (50_000, 10_000)
+    with warehouse.connect(read_only=True) as con:
+        assert con.sql("SELECT DISTINCT part FROM raw.things WHERE id < 10000").fetchall() == [(5,)]

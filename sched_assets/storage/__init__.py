@@ -1,8 +1,8 @@
 """DuckDB storage: transactional, schema-evolving table writes and the Dagster IO manager on top.
 
-The plain layer (`Warehouse`, `TableWrite`, `WriteResult`) has no Dagster imports; `DuckDBIOManager`
-and `WarehouseResource` adapt it to Dagster. Those two are imported lazily, so plain users (benchmarks,
-scripts) do not pay for `import dagster`.
+The plain layer (`Warehouse`, `TableWrite`, `WriteMode`, `NullKeys`, `WriteResult`) has no Dagster
+imports; `WarehouseResource` and `WarehouseIOManager` adapt it to Dagster. Those are imported lazily,
+so plain users (benchmarks, scripts) do not pay for `import dagster`.
 """
 
 from __future__ import annotations
@@ -12,26 +12,26 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidWriteError, TableNotFoundError, WarehouseError, WarehouseLockedError
 from .warehouse import Warehouse
-from .write import PAUSE_ENV_VAR, TableWrite, WriteMode, WriteResult
+from .write import NullKeys, TableWrite, WriteMode, WriteResult
 
 if TYPE_CHECKING:
-    from .io_manager import DuckDBIOManager, output_metadata
+    from .io_manager import WarehouseIOManager, output_metadata
     from .resource import WarehouseResource
 
 _DAGSTER_NAMES = {
-    "DuckDBIOManager": ".io_manager",
+    "WarehouseIOManager": ".io_manager",
     "output_metadata": ".io_manager",
     "WarehouseResource": ".resource",
 }
 
 __all__ = [
-    "PAUSE_ENV_VAR",
-    "DuckDBIOManager",
     "InvalidWriteError",
+    "NullKeys",
     "TableNotFoundError",
     "TableWrite",
     "Warehouse",
     "WarehouseError",
+    "WarehouseIOManager",
     "WarehouseLockedError",
     "WarehouseResource",
     "WriteMode",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import InvalidWriteError
 
-DEFAULT_SCHEMA = "main"
+DEFAULT_SCHEMA = "main"  # DuckDB's default schema, for a bare table name
+# Schemas of the warehouse: API resources land in `raw`, derived tables in `analytics`.
+RAW_SCHEMA = "raw"
+ANALYTICS_SCHEMA = "analytics"
 
 
 def quote_ident(name: str) -> str:
@@ -45,3 +49,14 @@ class TableName:
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}"
+
+
+def table_for_key(path: Sequence[str]) -> TableName:
+    """The table of an asset key path: `<path[-2]>.<path[-1]>` (`raw/bookings` -> `raw.bookings`).
+
+    A one-part key `[name]` is `main.name`, as `TableName.parse("name")` is; longer keys use their
+    last two parts.
+    """
+    if not path or not all(path[-2:]):
+        raise InvalidWriteError(f"cannot name a table after asset key {list(path)!r}")
+    return TableName(path[-2], path[-1]) if len(path) >= 2 else TableName(DEFAULT_SCHEMA, path[-1])

@@ -1,37 +1,66 @@
-"""A Dagster resource that hands out the `Warehouse`, for asset checks and SQL-built derived assets."""
+"""The warehouse as a Dagster resource: dagster-duckdb's `DuckDBResource`, with our lock and limits on top.
+
+SQL assets and checks use it as the docs projects use `DuckDBResource`:
+`with warehouse.get_connection() as con: ...`. The IO manager takes the same object, so one
+configuration (file, lock timeout, memory limits) serves every reader and writer.
+"""
 
 from __future__ import annotations
 
-import dagster as dg
+import contextlib
+from collections.abc import Iterator
+
+import duckdb
+from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from .warehouse import Warehouse
 
 
-class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file, for code that runs SQL directly.
+class WarehouseResource(DuckDBResource):
+    """The DuckDB warehouse file. Connections take the cross-process lock, so keep them short.
 
-    Usage: `with warehouse.get_warehouse().connect(read_only=True) as con: ...`. Connections take
-    the same cross-process lock as the IO manager, so keep them short.
+    `database` and `connection_config` (extra DuckDB settings) are `DuckDBResource`'s fields; the
+    memory and thread limits below are applied on top of `connection_config`. Queries (checks,
+    derived tables) use `get_connection()` / `get_warehouse()`; the IO manager's table writes use
+    `get_write_warehouse()`, with the write limits.
     """
 
-    database: str = Field(description="Path of the DuckDB database file.")
     lock_timeout_seconds: float = Field(
         default=300.0, description="How long to wait for another process to release the database."
     )
     memory_limit: str | None = Field(
-        default=None, description="DuckDB memory_limit for this resource's connections, e.g. '2GB'."
+        default=None, description="DuckDB memory_limit for queries (checks, derived tables), e.g. '256MB'."
     )
     threads: int | None = Field(
-        default=None,
-        description="DuckDB threads for this resource's connections; fewer threads need less memory.",
+        default=None, description="DuckDB threads for queries; fewer threads need less memory."
+    )
+    write_memory_limit: str | None = Field(
+        default=None, description="DuckDB memory_limit for the IO manager's table writes, e.g. '96MB'."
+    )
+    write_threads: int | None = Field(
+        default=None, description="DuckDB threads for the IO manager's table writes."
     )
 
+    @contextlib.contextmanager
+    def get_connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for the duration of the block, under the lock (shared when `read_only`)."""
+        with self.get_warehouse().connect(read_only=read_only) as con:
+            yield con
+
     def get_warehouse(self) -> Warehouse:
-        """A `Warehouse` on the configured file."""
+        """The warehouse with the query limits."""
+        return self._warehouse(self.memory_limit, self.threads)
+
+    def get_write_warehouse(self) -> Warehouse:
+        """The warehouse with the write limits, for the IO manager."""
+        return self._warehouse(self.write_memory_limit, self.write_threads)
+
+    def _warehouse(self, memory_limit: str | None, threads: int | None) -> Warehouse:
         return Warehouse(
             self.database,
             lock_timeout=self.lock_timeout_seconds,
-            memory_limit=self.memory_limit,
-            threads=self.threads,
+            memory_limit=memory_limit,
+            threads=threads,
+            config=self.connection_config,
         )

@@ -1,8 +1,6 @@
 """Expose a write's data to DuckDB as something to SELECT from, without loading large inputs in Python.
 
 - DataFrame: registered with DuckDB as an Arrow table (zero-copy).
-- LazyFrame: streamed to a temporary Parquet file with `sink_parquet` (see `spilled`), then read
-  as Parquet, so a huge query plan is never collected into memory.
 - Parquet files: read straight from disk with `read_parquet([...])`, matched by column name.
 
 Every source also offers ordering columns that follow the input's row order, so "last
@@ -12,7 +10,6 @@ occurrence wins" deduplication is exact even with `preserve_insertion_order=fals
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,24 +34,7 @@ class Source:
     order_columns: tuple[str, ...]  # ascending = input order; later rows sort last
 
 
-SourceData = pl.DataFrame | pl.LazyFrame | Sequence[str | Path] | str | Path
-
-
-@contextlib.contextmanager
-def spilled(data: SourceData, directory: Path | None = None) -> Iterator[SourceData]:
-    """A LazyFrame streamed to a temporary Parquet file (under `directory`); other data unchanged.
-
-    Done before taking the database lock, so evaluating a slow query plan never blocks other writers.
-    The file is removed when the block ends.
-    """
-    if not isinstance(data, pl.LazyFrame):
-        yield data
-        return
-    _check_columns(list(data.collect_schema()))
-    with tempfile.TemporaryDirectory(prefix="sched-staging-", dir=directory) as tmp:
-        path = Path(tmp) / "data.parquet"
-        data.sink_parquet(path)  # streaming engine; keeps row order (maintain_order=True)
-        yield [path]
+SourceData = pl.DataFrame | Sequence[str | Path]
 
 
 @contextlib.contextmanager
@@ -63,16 +43,11 @@ def staged_source(con: duckdb.DuckDBPyConnection, data: SourceData) -> Iterator[
     if isinstance(data, pl.DataFrame):
         with _dataframe_source(con, data) as source:
             yield source
-    elif isinstance(data, pl.LazyFrame):
-        with spilled(data) as paths, staged_source(con, paths) as source:
-            yield source
-    elif isinstance(data, str | Path):
-        yield _parquet_source([data])
-    elif isinstance(data, Sequence):
+    elif isinstance(data, Sequence) and not isinstance(data, str):
         yield _parquet_source(list(data))
     else:
         raise InvalidWriteError(
-            f"cannot write {type(data).__name__}; pass a polars DataFrame, LazyFrame or Parquet paths"
+            f"cannot write {type(data).__name__}; pass a polars DataFrame or Parquet paths"
         )
 
 

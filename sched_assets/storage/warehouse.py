@@ -11,18 +11,16 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import duckdb
-import polars as pl
 
 from .catalog import Column, table_columns
 from .errors import TableNotFoundError, WarehouseError, WarehouseLockedError
 from .locking import backoff_delays, file_lock, lock_path_for
-from .naming import TableName, quote_ident, quote_literal
-from .source import spilled
+from .naming import TableName, quote_literal
 from .write import TableWrite, WriteResult, execute_write
 
 _DUCKDB_LOCK_MESSAGE = "Could not set lock"
@@ -38,11 +36,14 @@ class Warehouse:
         lock_timeout: float = 300.0,
         memory_limit: str | None = None,
         threads: int | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
+        """`config`: extra DuckDB settings given to `duckdb.connect` (`memory_limit`/`threads` win)."""
         self.path = Path(path).expanduser().absolute()
         self.lock_timeout = lock_timeout
         self.memory_limit = memory_limit
         self.threads = threads
+        self.config = dict(config or {})
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.path)!r})"
@@ -96,19 +97,8 @@ class Warehouse:
             held.discard(key)
 
     def write(self, table: str, write: TableWrite) -> WriteResult:
-        """Write to `"schema.name"` in one transaction (see `TableWrite` and `write.execute_write`).
-
-        A LazyFrame is streamed to a Parquet file next to the database before the lock is taken.
-        """
+        """Write to `"schema.name"` in one transaction (see `TableWrite` and `write.execute_write`)."""
         name = TableName.parse(table)
-        if isinstance(write.data, pl.LazyFrame):
-            self._prepare_directory()
-            # Staged next to the database (known to have room, unlike a RAM-backed /tmp).
-            started = time.perf_counter()
-            with spilled(write.data, self.path.parent) as paths:
-                result = self.write(table, replace(write, data=paths))
-            result.seconds = time.perf_counter() - started  # include the spill
-            return result
         with self.connect() as con:
             return execute_write(con, name, write)
 
@@ -124,35 +114,6 @@ class Warehouse:
         name = TableName.parse(table)
         with self.connect(read_only=True) as con:
             return self._require_columns(con, name)
-
-    def read_frame(self, table: str) -> pl.DataFrame:
-        """The whole table as a Polars frame: JSON as String, TIMESTAMPTZ as Datetime in UTC.
-
-        Goes through Arrow explicitly (`.arrow()` returns a reader on duckdb 2.x). INTERVAL columns
-        are read as microseconds and turned into Duration, since Polars cannot import Arrow's
-        month-day-nano intervals.
-        """
-        name = TableName.parse(table)
-        with self.connect(read_only=True) as con:
-            columns = self._require_columns(con, name)
-            intervals = [col for col, type_ in columns if type_ == "INTERVAL"]
-            select = ", ".join(
-                f"epoch_us({quote_ident(col)}) AS {quote_ident(col)}"
-                if col in intervals
-                else quote_ident(col)
-                for col, _ in columns
-            )
-            arrow = con.sql(f"SELECT {select} FROM {name.sql}").to_arrow_table()
-        frame = pl.from_arrow(arrow)
-        assert isinstance(frame, pl.DataFrame)
-        return frame.with_columns(
-            *(pl.col(col).cast(pl.Duration("us")) for col in intervals),
-            *(
-                pl.col(col).dt.convert_time_zone("UTC")
-                for col, dtype in frame.schema.items()
-                if isinstance(dtype, pl.Datetime) and dtype.time_zone not in (None, "UTC")
-            ),
-        )
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -183,7 +144,7 @@ class Warehouse:
         delays = backoff_delays(first=0.1, cap=2.0)
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                return duckdb.connect(str(self.path), read_only=read_only, config=self.config)
             except duckdb.IOException as exc:
                 if _DUCKDB_LOCK_MESSAGE not in str(exc):
                     raise self._open_error(read_only, exc) from exc

@@ -4,18 +4,26 @@ Columns are matched by name (never by position); columns the table lacks are add
 `ALTER TABLE ADD COLUMN`; columns the data lacks stay NULL for new rows (and keep their values for
 merged rows). Any error rolls everything back, so the table keeps exactly its previous rows and
 columns.
+
+The primary-key rules live here and nowhere else: incoming rows are deduplicated on the key (the
+last occurrence in input order wins), and rows with a null in the key are refused or, with
+`NullKeys.SKIP`, left out and counted. The input's key columns are read once, in one narrow
+aggregate (rows, rows without a key, distinct keys); the rows themselves are then read once, by the
+INSERT. Only when the input repeats a key is there one more narrow pass, which finds the superseded
+rows so the INSERT can leave them out (a window over whole wide rows would not fit a small
+`memory_limit`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import TypeVar
 
 import duckdb
 import polars as pl
@@ -26,38 +34,50 @@ from .naming import TableName, quote_ident
 from .source import Source, staged_source
 from .types import cast_expression, duckdb_type
 
-WriteMode = Literal["replace", "merge"]
-WRITE_MODES: tuple[WriteMode, ...] = ("replace", "merge")
+_E = TypeVar("_E", bound=StrEnum)
 
-# Test-only hook: when set to a path, `write` creates that file and sleeps inside the open
-# transaction (after the data is in, before COMMIT) so a crash-safety test can kill -9 the process.
-PAUSE_ENV_VAR = "SCHED_TEST_PAUSE_IN_WRITE"
-PAUSE_SECONDS = 30.0
+
+class WriteMode(StrEnum):
+    """How a write treats the rows already in the table."""
+
+    REPLACE = "replace"  # the table's rows become exactly the incoming rows (columns are kept)
+    MERGE = "merge"  # upsert on the primary key: matched rows are updated, others inserted
+
+
+class NullKeys(StrEnum):
+    """What a write does with incoming rows that have a null in a primary-key column."""
+
+    REFUSE = "refuse"  # refuse the whole write (`InvalidWriteError`); nothing changes
+    SKIP = "skip"  # leave those rows out and count them in `WriteResult.rows_without_key`
 
 
 @dataclass(frozen=True)
 class TableWrite:
     """What to write to one table, and how.
 
-    `data` is a DataFrame, a LazyFrame (streamed to disk, never collected), or Parquet file paths
-    sharing their columns (ingested from disk). `column_types` gives DuckDB types for named columns
-    (e.g. `{"attendees": "JSON", "start": "TIMESTAMPTZ"}`); other columns get a type from their
-    Polars dtype; columns the table already has keep their existing type (values are cast to it).
-    With a `primary_key`, incoming rows are deduplicated on it (last occurrence wins) and rows with
-    a null key are refused, in both modes.
+    `data` is a polars DataFrame (possibly empty: it still creates or keeps the table's columns) or
+    Parquet file paths sharing their columns (read from disk by DuckDB, never loaded into Python).
+    `mode` and `null_keys` accept their enum or its string value. `column_types` gives DuckDB types
+    for named columns (e.g. `{"attendees": "JSON", "start": "TIMESTAMPTZ"}`); other columns get a
+    type from their Polars dtype; columns the table already has keep their existing type (values are
+    cast to it). With a `primary_key`, incoming rows are deduplicated on it (last occurrence in
+    input order wins: row order of a DataFrame, file then row order of Parquet paths), in both
+    modes, and rows with a null key are handled as `null_keys` says.
     """
 
-    data: pl.DataFrame | pl.LazyFrame | Sequence[str | Path]
+    data: pl.DataFrame | Sequence[str | Path]
     mode: WriteMode
     primary_key: tuple[str, ...] = ()
     column_types: Mapping[str, str] = field(default_factory=dict)
+    null_keys: NullKeys = NullKeys.REFUSE
 
     def __post_init__(self) -> None:
-        if self.mode not in WRITE_MODES:
-            raise InvalidWriteError(f"write mode must be one of {WRITE_MODES}, got {self.mode!r}")
+        object.__setattr__(self, "mode", _member(WriteMode, self.mode, "write mode"))
+        object.__setattr__(self, "null_keys", _member(NullKeys, self.null_keys, "null_keys"))
         key = (self.primary_key,) if isinstance(self.primary_key, str) else tuple(self.primary_key)
         object.__setattr__(self, "primary_key", key)  # accept a list or a bare column name
-        if self.mode == "merge" and not key:
+        object.__setattr__(self, "data", _normalized_data(self.data))
+        if self.mode is WriteMode.MERGE and not key:
             raise InvalidWriteError("a merge needs a primary_key to match rows on; none was given")
 
 
@@ -76,6 +96,22 @@ class WriteResult:
     columns: list[Column]
     seconds: float
     table_created: bool = False
+    rows_without_key: int = 0  # incoming rows left out for a null key (`NullKeys.SKIP`)
+    rows_deduplicated: int = 0  # incoming rows left out because a later row has the same key
+
+
+@dataclass(frozen=True)
+class KeyStats:
+    """What one narrow pass over the incoming key columns found."""
+
+    rows: int
+    rows_without_key: int
+    distinct_keys: int
+
+    @property
+    def superseded(self) -> int:
+        """Rows with a key that a later row repeats (left out: the last occurrence wins)."""
+        return self.rows - self.rows_without_key - self.distinct_keys
 
 
 def execute_write(con: duckdb.DuckDBPyConnection, table: TableName, write: TableWrite) -> WriteResult:
@@ -86,8 +122,7 @@ def execute_write(con: duckdb.DuckDBPyConnection, table: TableName, write: Table
         con.execute("BEGIN TRANSACTION")
         try:
             result = _write(con, table, write, source)
-            _pause_if_testing()
-            con.execute("COMMIT")
+            _commit(con)
         except BaseException:
             _rollback(con)
             raise
@@ -95,30 +130,38 @@ def execute_write(con: duckdb.DuckDBPyConnection, table: TableName, write: Table
     return result
 
 
+def _commit(con: duckdb.DuckDBPyConnection) -> None:
+    """COMMIT the write's transaction (a function of its own: crash tests wrap it to die right before)."""
+    con.execute("COMMIT")
+
+
 def _write(
     con: duckdb.DuckDBPyConnection, table: TableName, write: TableWrite, source: Source
 ) -> WriteResult:
-    _refuse_null_keys(con, write.primary_key, source)
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(table.schema)}")
     existing = table_columns(con, table)
     targets = _target_columns(source.schema, existing, write.column_types)
-    added = _create_or_extend(con, table, existing, targets)
     select = {
         target: cast_expression(col, source.schema[col], type_) for col, (target, type_) in targets.items()
     }
     key = tuple(targets[col][0] for col in write.primary_key)
+    # Ranked and checked on the cast values: "1" and "01" into a BIGINT key are one key.
+    key_exprs = [select[col] for col in key]
+    stats = _key_stats(con, source, key_exprs)
+    if stats.rows_without_key and write.null_keys is NullKeys.REFUSE:
+        raise InvalidWriteError(
+            f"refusing to write {table}: {stats.rows_without_key} row(s) have a null in primary key "
+            f"{list(write.primary_key)}; nothing was written"
+        )
 
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(table.schema)}")
+    added = _create_or_extend(con, table, existing, targets)
     inserted = updated = deleted = 0
-    if write.mode == "replace":
-        deleted = _count(con.execute(f"DELETE FROM {table.sql}"))
-        if key:
-            with _deduplicated(con, select, key, source) as stage:
-                inserted = _insert_all(con, table, list(select), stage)
+    with _incoming_rows(con, source, select, key_exprs, stats) as rows:
+        if write.mode is WriteMode.REPLACE:
+            deleted = _count(con.execute(f"DELETE FROM {table.sql}"))
+            inserted = _insert(con, table, list(select), rows)
         else:
-            inserted = _insert_select(con, table, select, source.from_sql)
-    else:
-        with _deduplicated(con, select, key, source) as stage:
-            updated, inserted = _merge(con, table, list(select), key, stage)
+            updated, inserted = _merge(con, table, list(select), key, rows)
 
     return WriteResult(
         table=str(table),
@@ -132,6 +175,29 @@ def _write(
         columns=table_columns(con, table) or [],
         seconds=0.0,
         table_created=existing is None,
+        rows_without_key=stats.rows_without_key,
+        rows_deduplicated=stats.superseded,
+    )
+
+
+def _member(enum: type[_E], value: object, what: str) -> _E:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = tuple(member.value for member in enum)
+        raise InvalidWriteError(f"{what} must be one of {allowed}, got {value!r}") from None
+
+
+def _normalized_data(data: object) -> pl.DataFrame | tuple[str | Path, ...]:
+    if isinstance(data, pl.DataFrame):
+        return data
+    if isinstance(data, str | Path):
+        return (data,)
+    if isinstance(data, Sequence) and all(isinstance(p, str | Path) for p in data):
+        return tuple(data)
+    hint = " (collect it, or sink it to Parquet and pass the paths)" if isinstance(data, pl.LazyFrame) else ""
+    raise InvalidWriteError(
+        f"cannot write {type(data).__name__}{hint}; pass a polars DataFrame or Parquet file paths"
     )
 
 
@@ -141,15 +207,59 @@ def _check_key_columns(primary_key: tuple[str, ...], source: Source) -> None:
         raise InvalidWriteError(f"primary key column(s) {missing} are not in the data {list(source.schema)}")
 
 
-def _refuse_null_keys(con: duckdb.DuckDBPyConnection, primary_key: tuple[str, ...], source: Source) -> None:
-    if not primary_key:
+def _any_null(key_exprs: Sequence[str]) -> str:
+    return " OR ".join(f"{expr} IS NULL" for expr in key_exprs)
+
+
+def _key_stats(con: duckdb.DuckDBPyConnection, source: Source, key_exprs: Sequence[str]) -> KeyStats:
+    """Rows, rows with a null key and distinct non-null keys, from one pass over the key columns only."""
+    if not key_exprs:
+        return KeyStats(rows=0, rows_without_key=0, distinct_keys=0)
+    null = _any_null(key_exprs)
+    rows, nulls, distinct = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {null}), "
+        f"count(DISTINCT ({', '.join(key_exprs)})) FILTER (WHERE NOT ({null})) FROM {source.from_sql}"
+    ).fetchall()[0]
+    return KeyStats(rows=int(rows), rows_without_key=int(nulls), distinct_keys=int(distinct))
+
+
+@contextlib.contextmanager
+def _incoming_rows(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    select: Mapping[str, str],
+    key_exprs: Sequence[str],
+    stats: KeyStats,
+) -> Iterator[str]:
+    """A subquery of the cast incoming rows to store: one per key (its last occurrence), none without a key.
+
+    Nothing is materialized when every key is unique (the usual case). Otherwise a temporary table
+    holds just the input positions of the superseded rows (two integers each), found with a window
+    over the key and position columns, and the rows are read with an anti-join on it.
+    """
+    exprs = ", ".join(f"{expr} AS {quote_ident(col)}" for col, expr in select.items())
+    where = f" WHERE NOT ({_any_null(key_exprs)})" if stats.rows_without_key else ""
+    if not stats.superseded:
+        yield f"(SELECT {exprs} FROM {source.from_sql}{where})"
         return
-    any_null = " OR ".join(f"{quote_ident(col)} IS NULL" for col in primary_key)
-    nulls = _count(con.execute(f"SELECT count(*) FROM {source.from_sql} WHERE {any_null}"))
-    if nulls:
-        raise InvalidWriteError(
-            f"refusing to write: {nulls} row(s) have a null in primary key {list(primary_key)}; nothing was written"
-        )
+    superseded = quote_ident(f"__sched_superseded_{uuid.uuid4().hex}")
+    positions = [f"__sched_pos{i}" for i in range(len(source.order_columns))]
+    order = ", ".join(f"{col} DESC" for col in source.order_columns)
+    con.execute(
+        f"CREATE TEMP TABLE {superseded} AS SELECT "
+        + ", ".join(f"{col} AS {pos}" for col, pos in zip(source.order_columns, positions, strict=True))
+        + f" FROM {source.from_sql}{where} "
+        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(key_exprs)} ORDER BY {order}) > 1"
+    )
+    on = " AND ".join(
+        f"__sched_s.{pos} = __sched_src.{col}"
+        for col, pos in zip(source.order_columns, positions, strict=True)
+    )
+    yield (
+        f"(SELECT {exprs} FROM {source.from_sql} AS __sched_src "
+        f"ANTI JOIN {superseded} AS __sched_s ON {on}{where})"
+    )
+    con.execute(f"DROP TABLE {superseded}")  # skipped on error: the rollback drops it
 
 
 def _target_columns(
@@ -185,82 +295,48 @@ def _create_or_extend(
     return [name for name, _ in added]
 
 
-def _insert_select(
-    con: duckdb.DuckDBPyConnection, table: TableName, select: Mapping[str, str], from_sql: str
-) -> int:
-    names = ", ".join(quote_ident(name) for name in select)
-    exprs = ", ".join(f"{expr} AS {quote_ident(name)}" for name, expr in select.items())
-    return _count(con.execute(f"INSERT INTO {table.sql} ({names}) SELECT {exprs} FROM {from_sql}"))
-
-
-def _insert_all(con: duckdb.DuckDBPyConnection, table: TableName, columns: list[str], stage: str) -> int:
+def _insert(con: duckdb.DuckDBPyConnection, table: TableName, columns: list[str], rows: str) -> int:
     names = ", ".join(quote_ident(name) for name in columns)
-    return _count(con.execute(f"INSERT INTO {table.sql} ({names}) SELECT {names} FROM {stage}"))
-
-
-@contextlib.contextmanager
-def _deduplicated(
-    con: duckdb.DuckDBPyConnection, select: Mapping[str, str], key: tuple[str, ...], source: Source
-) -> Iterator[str]:
-    """A temporary table of the cast incoming rows, one per key (its last occurrence in the input).
-
-    Casting before ranking means two spellings of one key (e.g. "1" and "01" into BIGINT) count as one.
-    """
-    name = quote_ident(f"__sched_stage_{uuid.uuid4().hex}")
-    exprs = ", ".join(f"{expr} AS {quote_ident(col)}" for col, expr in select.items())
-    partition = ", ".join(select[col] for col in key)
-    rows, distinct = con.execute(
-        f"SELECT count(*), count(DISTINCT ({partition})) FROM {source.from_sql}"
-    ).fetchall()[0]
-    if rows == distinct:
-        # Already one row per key (the usual case): a view avoids materializing every row in memory.
-        con.execute(f"CREATE TEMP VIEW {name} AS SELECT {exprs} FROM {source.from_sql}")
-        yield name
-        con.execute(f"DROP VIEW {name}")
-        return
-    order = ", ".join(f"{col} DESC" for col in source.order_columns)
-    names = ", ".join(quote_ident(col) for col in select)
-    con.execute(
-        f"CREATE TEMP TABLE {name} AS SELECT {names} FROM ("
-        f"SELECT {exprs}, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) AS __sched_rank "
-        f"FROM {source.from_sql}) WHERE __sched_rank = 1"
-    )
-    yield name
-    con.execute(f"DROP TABLE {name}")  # skipped on error: the rollback drops it
+    return _count(con.execute(f"INSERT INTO {table.sql} ({names}) SELECT {names} FROM {rows}"))
 
 
 def _merge(
-    con: duckdb.DuckDBPyConnection, table: TableName, columns: list[str], key: tuple[str, ...], stage: str
+    con: duckdb.DuckDBPyConnection, table: TableName, columns: list[str], key: tuple[str, ...], rows: str
 ) -> tuple[int, int]:
-    """Upsert the staged rows on `key`; return (updated, inserted).
+    """Upsert `rows` (one per key) on `key`; return (updated, inserted).
 
     When the incoming rows carry every column of the table, matched rows are deleted and re-inserted:
     DuckDB's wide UPDATE ... FROM holds every updated column of every row group in memory. Otherwise
-    an UPDATE keeps the values of the columns the incoming data lacks.
+    an UPDATE keeps the values of the columns the incoming data lacks. Counts assume the table's key
+    is unique, which every write here keeps true.
     """
     match = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in key)
-    updated = _count(
-        con.execute(
-            f"SELECT count(*) FROM {stage} AS s WHERE EXISTS (SELECT 1 FROM {table.sql} AS t WHERE {match})"
-        )
-    )
     names = ", ".join(quote_ident(name) for name in columns)
     values = ", ".join(f"s.{quote_ident(name)}" for name in columns)
     table_names = {name.casefold() for name, _ in table_columns(con, table) or []}
     if table_names <= {name.casefold() for name in columns}:
-        if updated:
+        updated = _count(
             con.execute(
-                f"DELETE FROM {table.sql} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
+                f"DELETE FROM {table.sql} AS t WHERE EXISTS (SELECT 1 FROM {rows} AS s WHERE {match})"
             )
-        total = _count(con.execute(f"INSERT INTO {table.sql} ({names}) SELECT {values} FROM {stage} AS s"))
+        )
+        total = _count(con.execute(f"INSERT INTO {table.sql} ({names}) SELECT {values} FROM {rows} AS s"))
         return updated, total - updated
     non_key = [name for name in columns if name not in key]
-    if updated and non_key:
+    if non_key:
         assignments = ", ".join(f"{quote_ident(name)} = s.{quote_ident(name)}" for name in non_key)
-        con.execute(f"UPDATE {table.sql} AS t SET {assignments} FROM {stage} AS s WHERE {match}")
+        updated = _count(
+            con.execute(f"UPDATE {table.sql} AS t SET {assignments} FROM {rows} AS s WHERE {match}")
+        )
+    else:  # only key columns came in: a matched row has nothing to change
+        updated = _count(
+            con.execute(
+                f"SELECT count(*) FROM {rows} AS s WHERE EXISTS (SELECT 1 FROM {table.sql} AS t WHERE {match})"
+            )
+        )
     inserted = _count(
         con.execute(
-            f"INSERT INTO {table.sql} ({names}) SELECT {values} FROM {stage} AS s "
+            f"INSERT INTO {table.sql} ({names}) SELECT {values} FROM {rows} AS s "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table.sql} AS t WHERE {match})"
         )
     )
@@ -281,11 +357,3 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     # The original error matters more; closing the connection discards the transaction anyway.
     with contextlib.suppress(duckdb.Error):
         con.execute("ROLLBACK")
-
-
-def _pause_if_testing() -> None:
-    """Test-only crash hook, see PAUSE_ENV_VAR. Never set it in production."""
-    marker = os.environ.get(PAUSE_ENV_VAR)
-    if marker:
-        Path(marker).write_text(str(os.getpid()))
-        time.sleep(PAUSE_SECONDS)
