@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 import dagster as dg
 
@@ -12,10 +13,27 @@ from sched_assets.defs.checks import analytics_checks, raw_checks
 from sched_assets.defs.jobs import daily_sync, full_refresh_everything, sync_everything, weekly_full_refresh
 from sched_assets.defs.resources import SchedApiResource, database_path_from_env
 from sched_assets.defs.sources import build_source_assets
-from sched_assets.storage import DuckDBIOManager, WarehouseResource
+from sched_assets.storage import WarehouseIOManager, WarehouseResource
 
+# Writes ingest small Parquet row groups one thread at a time: a million bookings load within this
+# budget (measured: 1M rows in ~11 s, +100 MB), instead of DuckDB's default 80 % of RAM.
 WRITE_MEMORY_LIMIT = "96MB"
+# Checks and derived tables: bounded too (DuckDB spills joins and aggregates to disk).
 QUERY_MEMORY_LIMIT = "256MB"
+
+
+def warehouse_resources(database: str, **settings: Any) -> dict[str, Any]:
+    """The warehouse resource and the IO manager built on it: one configuration for readers and writers."""
+    warehouse = WarehouseResource(
+        database=database,
+        **{
+            "memory_limit": QUERY_MEMORY_LIMIT,
+            "write_memory_limit": WRITE_MEMORY_LIMIT,
+            "write_threads": 1,
+            **settings,
+        },
+    )
+    return {"warehouse": warehouse, "io_manager": WarehouseIOManager(warehouse=warehouse)}
 
 
 def _env_or_none(name: str) -> dg.EnvVar | None:
@@ -33,7 +51,6 @@ def _code_references(assets: list) -> list:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    database = database_path_from_env()
     assets = _code_references([build_source_assets(), *analytics_assets])
     return dg.Definitions(
         assets=assets,
@@ -44,11 +61,7 @@ def defs() -> dg.Definitions:
             "sched_api": SchedApiResource(
                 api_key=_env_or_none("SCHED_API_KEY"), base_url=_env_or_none("SCHED_API_BASE_URL")
             ),
-            # Writes ingest small Parquet row groups one thread at a time: a million bookings load within
-            # this budget (measured: 1M rows in ~11 s, +100 MB), instead of DuckDB's default 80 % of RAM.
-            "io_manager": DuckDBIOManager(database=database, memory_limit=WRITE_MEMORY_LIMIT, threads=1),
-            # Checks and analytics SQL: bounded too (DuckDB spills joins and aggregates to disk).
-            "warehouse": WarehouseResource(database=database, memory_limit=QUERY_MEMORY_LIMIT),
+            **warehouse_resources(database_path_from_env()),
         },
         # One process for the whole run: Dagster's per-step processes cost ~5 s each on 2 cores, and
         # concurrency already happens inside the fetch step. The multiprocess executor works too.

@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from sched_assets.analytics.testing import seed_sample_account
+from sched_assets_tests.raw_tables import seed_sample_account
 from sched_assets_tests.reliability_helpers import temporary_instance
 
 

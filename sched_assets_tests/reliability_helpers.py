@@ -1,7 +1,7 @@
 """Shared helpers of the reliability suite (`test_reliability_*.py`).
 
 Every helper drives the real product: the real source multi-asset and analytics assets, the real
-`SchedApiResource`, `DuckDBIOManager` and `WarehouseResource`, against a `DemoApi` served on a local
+`SchedApiResource`, `WarehouseIOManager` and `WarehouseResource`, against a `DemoApi` served on a local
 port. Tables are then compared with what the demo account holds (keys *and* every field value), or
 byte-for-byte (as text) with a snapshot taken before a fault.
 
@@ -16,13 +16,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,23 +32,17 @@ import duckdb
 import orjson
 
 from sched_assets.api.selector import select_records
-from sched_assets.api.specs import ENDPOINTS_BY_NAME, SECRET_FIELDS
+from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME
+from sched_assets.definitions import warehouse_resources
 from sched_assets.defs.analytics import analytics_assets
 from sched_assets.defs.resources import SchedApiResource
 from sched_assets.defs.sources import build_source_assets
 from sched_assets.demo import DEMO_API_KEY, DemoAccount, DemoApi, DemoServer, serve
-from sched_assets.frames.columns import EXTRA_COLUMN, FIELDS, SYNCED_AT_COLUMN, snake_case
-from sched_assets.storage import DuckDBIOManager, WarehouseResource
+from sched_assets.frames.columns import EXTRA_COLUMN, SYNCED_AT_COLUMN, snake_case
+from sched_assets_tests.processes import start_group, stop_group
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RESOURCES: tuple[str, ...] = (
-    "event_types",
-    "my_profile",
-    "schedules",
-    "calendars",
-    "bookings",
-    "conferencing",
-)
+RESOURCES: tuple[str, ...] = tuple(spec.name for spec in ENDPOINTS)
 REPORT_ENV_VAR = "SCHED_RELIABILITY_REPORT"
 
 # Client settings that keep fault scenarios fast: tiny backoff, short rate-limit waits.
@@ -139,8 +132,7 @@ def resources_for(url: str, database: Path | str, **settings: Any) -> dict[str, 
     api_settings = {"api_key": DEMO_API_KEY, **FAST_SETTINGS, **settings}
     return {
         "sched_api": SchedApiResource(base_url=url, **api_settings),
-        "io_manager": DuckDBIOManager(database=str(database), lock_timeout_seconds=60.0),
-        "warehouse": WarehouseResource(database=str(database), lock_timeout_seconds=60.0),
+        **warehouse_resources(str(database), lock_timeout_seconds=60.0),
     }
 
 
@@ -333,8 +325,8 @@ def record_problems(resource: str, record: Record, row: Record) -> list[str]:
     (or is not a known field), verbatim in `_extra`. `_extra` holds nothing the API did not send, and
     secret fields (conferencing `key`) are nowhere.
     """
-    fields = FIELDS[resource]
-    secret = SECRET_FIELDS.get(resource, frozenset())
+    spec = ENDPOINTS_BY_NAME[resource]
+    fields, secret = spec.columns, spec.secret_fields
     extra_text = row.get(EXTRA_COLUMN)
     extra: dict[str, Any] = orjson.loads(extra_text) if extra_text else {}
     problems: list[str] = []
@@ -393,7 +385,8 @@ def table_problems(database: Path, resource: str, records: Sequence[Record]) -> 
         problems.append(f"{len(missing)} key(s) missing, e.g. {sorted(missing, key=repr)[:3]}")
     if unexpected:
         problems.append(f"{len(unexpected)} unexpected key(s), e.g. {sorted(unexpected, key=repr)[:3]}")
-    columns = {snake_case(name) for name in SECRET_FIELDS.get(resource, ())} & set(rows[0] if rows else ())
+    secret = ENDPOINTS_BY_NAME[resource].secret_fields
+    columns = {snake_case(name) for name in secret} & set(rows[0] if rows else ())
     if columns:
         problems.append(f"secret column(s) stored: {sorted(columns)}")
     for key, record in expected.items():
@@ -466,14 +459,13 @@ def command_env(
 
 def start_main_command(env: Mapping[str, str], select: str = "*") -> subprocess.Popen[str]:
     """Start `dagster asset materialize -m sched_assets.definitions --select <select>` in its own group."""
-    return subprocess.Popen(
+    return start_group(  # its own process group, so kill -9 reaches uv and python alike
         dagster_command(*MAIN_COMMAND_ARGS, "--select", select),
         cwd=PROJECT_ROOT,
-        env=dict(env),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # its own process group, so kill -9 reaches uv and python alike
     )
 
 
@@ -510,8 +502,7 @@ def run_main_command(env: Mapping[str, str], select: str = "*", timeout: float =
 
 def kill_group(proc: subprocess.Popen[str]) -> None:
     """kill -9 the process group of a run started by `start_main_command`."""
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop_group(proc, grace=0)
 
 
 def wait_for_file(path: Path, proc: subprocess.Popen[str], timeout: float = 120.0) -> None:

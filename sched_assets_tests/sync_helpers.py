@@ -8,13 +8,15 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME
+from sched_assets.definitions import warehouse_resources
+from sched_assets.defs.keys import raw_key
 from sched_assets.defs.resources import SchedApiResource
-from sched_assets.defs.sources import build_source_assets, raw_key
+from sched_assets.defs.sources import build_source_assets
 from sched_assets.demo import DEMO_API_KEY, DemoAccount
-from sched_assets.storage import DuckDBIOManager, WarehouseResource
+from sched_assets.frames.columns import key_columns
 
-RAW_TABLES = ("event_types", "my_profile", "schedules", "calendars", "bookings", "conferencing")
-KEY_COLUMNS = {"calendars": "credential_id, external_id"}
+RAW_TABLES = tuple(spec.name for spec in ENDPOINTS)
 
 
 def sync(
@@ -34,11 +36,7 @@ def sync(
     )
     return dg.materialize(
         [build_source_assets()],
-        resources={
-            "sched_api": api,
-            "io_manager": DuckDBIOManager(database=str(database)),
-            "warehouse": WarehouseResource(database=str(database)),
-        },
+        resources={"sched_api": api, **warehouse_resources(str(database))},
         instance=instance,
         run_config={"ops": {"raw_sources": {"config": {"full_refresh": full_refresh}}}},
         raise_on_error=raise_on_error,
@@ -57,7 +55,7 @@ def table_rows(database: Path, table: str) -> list[tuple]:
             ).fetchall()
             if c != "_synced_at"
         ]
-        order = KEY_COLUMNS.get(table, "id")
+        order = ", ".join(key_columns(ENDPOINTS_BY_NAME[table]))
         quoted = ", ".join(f'"{c}"' for c in columns)
         return con.execute(f"select {quoted} from raw.{table} order by {order}").fetchall()
 

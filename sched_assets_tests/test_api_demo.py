@@ -14,6 +14,7 @@ from sched_assets.api.client import ClientConfig, SchedApiClient, SyncStats
 from sched_assets.api.errors import AuthenticationError
 from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME
 from sched_assets.demo import DEMO_API_KEY, DEMO_OAUTH_TOKEN, DemoAccount, DemoApi, Faults, RateLimit, serve
+from sched_assets_tests.api_helpers import fetch_all
 
 BOOKINGS = ENDPOINTS_BY_NAME["bookings"]
 
@@ -39,7 +40,7 @@ def server(account):
 def test_unpaged_endpoints_return_exactly_the_demo_records(server, account, spec):
     server.api.reset_stats()
     with client_for(server.url) as client:
-        records = client.fetch_all(spec)
+        records = fetch_all(client, spec)
     expected = account.all_records(spec.name)
     if spec.name == "conferencing":
         assert any("key" in r for r in expected), "the demo must carry the OAuth token field"
@@ -53,7 +54,7 @@ def test_bookings_exact_over_socket(server, account):
     server.api.reset_stats()
     with client_for(server.url, page_size=100, concurrency=4) as client:
         stats = SyncStats()
-        records = client.fetch_all(BOOKINGS, stats=stats)
+        records = fetch_all(client, BOOKINGS, stats=stats)
     assert [r["id"] for r in sorted(records, key=lambda r: r["id"])] == sorted(account.booking_ids())
     by_id = {r["id"]: r for r in records}
     for booking_id in list(account.booking_ids())[::97]:
@@ -65,7 +66,7 @@ def test_bookings_exact_over_socket(server, account):
 
 def test_calendar_quirks_keyed_on_credential_and_external_id(server):
     with client_for(server.url) as client:
-        calendars = client.fetch_all(ENDPOINTS_BY_NAME["calendars"])
+        calendars = fetch_all(client, ENDPOINTS_BY_NAME["calendars"])
     keys = [(c["credentialId"], c["externalId"]) for c in calendars]
     assert len(keys) == len(set(keys))
     external = [c["externalId"] for c in calendars]
@@ -75,7 +76,7 @@ def test_calendar_quirks_keyed_on_credential_and_external_id(server):
 def test_three_hundred_event_types_one_request():
     api = DemoApi(DemoAccount(bookings=10, event_types=300))
     with serve(api) as running, client_for(running.url, page_size=100) as client:
-        records = client.fetch_all(ENDPOINTS_BY_NAME["event_types"])
+        records = fetch_all(client, ENDPOINTS_BY_NAME["event_types"])
     assert len(records) == 300 and len({r["id"] for r in records}) == 300
     assert api.stats.requests == 1
 
@@ -90,7 +91,7 @@ def test_property_exact_set_finite_requests(bookings, take, concurrency):
     account = DemoAccount(bookings=bookings, seed=bookings)
     api = DemoApi(account)
     with serve(api) as running, client_for(running.url, page_size=take, concurrency=concurrency) as client:
-        ids = [r["id"] for r in client.fetch_all(BOOKINGS)]
+        ids = [r["id"] for r in fetch_all(client, BOOKINGS)]
     assert sorted(ids) == sorted(account.booking_ids())
     needed = max(1, math.ceil(bookings / take))
     assert needed <= api.stats.requests <= needed + concurrency
@@ -100,7 +101,7 @@ def test_ignore_skip_ends_with_loop_guard():
     api = DemoApi(DemoAccount(bookings=500), faults=Faults(ignore_skip=True))
     with serve(api) as running, client_for(running.url, page_size=50, concurrency=1) as client:
         stats = SyncStats()
-        records = client.fetch_all(BOOKINGS, stats=stats)
+        records = fetch_all(client, BOOKINGS, stats=stats)
     assert len(records) == 50
     assert stats.stopped_by.startswith("loop guard")
     assert api.stats.requests == 2
@@ -110,7 +111,7 @@ def test_overstated_total_is_exact_and_finite():
     account = DemoAccount(bookings=430)
     api = DemoApi(account, faults=Faults(overstate_total=1000))
     with serve(api) as running, client_for(running.url, page_size=100, concurrency=3) as client:
-        ids = {r["id"] for r in client.fetch_all(BOOKINGS)}
+        ids = {r["id"] for r in fetch_all(client, BOOKINGS)}
     assert ids == set(account.booking_ids())
     assert api.stats.requests <= 5 + 3
 
@@ -120,7 +121,7 @@ def test_5xx_storm_survived_exactly():
     api = DemoApi(account, faults=Faults(seed=3, error_rate=0.3, html_fraction=0.5))
     with serve(api) as running, client_for(running.url, page_size=50, max_retries=8) as client:
         stats = SyncStats()
-        ids = {r["id"] for r in client.fetch_all(BOOKINGS, stats=stats)}
+        ids = {r["id"] for r in fetch_all(client, BOOKINGS, stats=stats)}
     assert ids == set(account.booking_ids())
     assert stats.retries > 0
     assert api.stats.by_status[200] == 16 and sum(api.stats.by_status.values()) > 16
@@ -132,7 +133,7 @@ def test_pacing_avoids_429_under_enforced_limit():
     api = DemoApi(account, rate_limit=RateLimit(limit=20, window=2.0, block=2.0))
     with serve(api) as running, client_for(running.url, page_size=10, concurrency=4) as client:
         started = time.monotonic()
-        ids = {r["id"] for r in client.fetch_all(BOOKINGS)}
+        ids = {r["id"] for r in fetch_all(client, BOOKINGS)}
         elapsed = time.monotonic() - started
     assert ids == set(account.booking_ids())
     assert api.stats.throttled == 0
@@ -154,7 +155,7 @@ def test_block_in_progress_costs_one_429_and_nothing_sent_while_blocked():
         assert statuses[-1] == 429
         api.reset_stats()
         with client_for(running.url, page_size=50, concurrency=1) as client:
-            ids = {r["id"] for r in client.fetch_all(BOOKINGS)}
+            ids = {r["id"] for r in fetch_all(client, BOOKINGS)}
     assert ids == set(account.booking_ids())
     assert api.stats.throttled == 1
     assert len(api.stats.blocked_times) == 1  # only the first, which could not know
@@ -166,7 +167,7 @@ def test_401_fails_fast_without_retries_or_key():
     with serve(api) as running, client_for(running.url, api_key=secret) as client:
         started = time.monotonic()
         with pytest.raises(AuthenticationError) as info:
-            client.fetch_all(BOOKINGS)
+            fetch_all(client, BOOKINGS)
     assert time.monotonic() - started < 2
     assert api.stats.requests == 1
     message = str(info.value)
@@ -176,5 +177,5 @@ def test_401_fails_fast_without_retries_or_key():
 
 def test_oauth_token_never_leaves_the_client(server):
     with client_for(server.url) as client:
-        records = client.fetch_all(ENDPOINTS_BY_NAME["conferencing"])
+        records = fetch_all(client, ENDPOINTS_BY_NAME["conferencing"])
     assert DEMO_OAUTH_TOKEN not in repr(records)

@@ -20,6 +20,7 @@ from sched_assets.api.errors import (
 from sched_assets.api.ratelimit import RateLimitPacer, retry_after_seconds, seconds_until_reset
 from sched_assets.api.selector import select_records
 from sched_assets.api.specs import ENDPOINTS_BY_NAME
+from sched_assets_tests.api_helpers import fetch_all
 
 KEY = "cal_test_SECRETKEY_123456"
 BOOKINGS = ENDPOINTS_BY_NAME["bookings"]
@@ -94,7 +95,7 @@ def test_selector_guide_syntax():
 def test_paging_stops_at_total(total, take, expected_requests):
     handler, requests = bookings_handler(total)
     client, _ = make_client(handler, page_size=take, concurrency=1)
-    records = client.fetch_all(BOOKINGS)
+    records = fetch_all(client, BOOKINGS)
     assert [r["id"] for r in records] == list(range(1, total + 1))
     assert len(requests) == expected_requests
     assert {r.url.params["take"] for r in requests} == {str(take)}
@@ -104,7 +105,7 @@ def test_short_page_stops_without_pagination():
     handler, requests = bookings_handler(1000, page_limit=7, pagination=False)
     client, _ = make_client(handler, page_size=10)
     stats = SyncStats()
-    assert len(client.fetch_all(BOOKINGS, stats=stats)) == 7
+    assert len(fetch_all(client, BOOKINGS, stats=stats)) == 7
     assert len(requests) == 1 and stats.stopped_by == "short page"
 
 
@@ -112,7 +113,7 @@ def test_has_next_page_false_stops():
     handler, requests = bookings_handler(1000, has_next=False)
     client, _ = make_client(handler, page_size=10)
     stats = SyncStats()
-    assert len(client.fetch_all(BOOKINGS, stats=stats)) == 10
+    assert len(fetch_all(client, BOOKINGS, stats=stats)) == 10
     assert len(requests) == 1 and stats.stopped_by == "hasNextPage is false"
 
 
@@ -131,7 +132,7 @@ def test_empty_page_stops_when_total_overstated():
 
     client, _ = make_client(handler, page_size=5, concurrency=3)
     stats = SyncStats()
-    assert [r["id"] for r in client.fetch_all(BOOKINGS, stats=stats)] == list(range(1, 36))
+    assert [r["id"] for r in fetch_all(client, BOOKINGS, stats=stats)] == list(range(1, 36))
     assert stats.stopped_by == "empty page"
     assert len(requests) <= 8 + 3
 
@@ -146,7 +147,7 @@ def test_loop_guard_when_skip_ignored(caplog):
     client, _ = make_client(handler, page_size=10, concurrency=1)
     stats = SyncStats()
     with caplog.at_level(logging.WARNING):
-        records = client.fetch_all(BOOKINGS, stats=stats)
+        records = fetch_all(client, BOOKINGS, stats=stats)
     assert len(records) == 10 and len(requests) == 2
     assert stats.stopped_by.startswith("loop guard")
     assert "ignore `skip`" in caplog.text
@@ -160,7 +161,7 @@ def test_unpaged_requested_once_and_key_stripped():
         return json_response({"data": [{"id": 1, "type": "zoom_video", "key": {"access_token": "tok"}}]})
 
     client, _ = make_client(handler)
-    records = client.fetch_all(ENDPOINTS_BY_NAME["conferencing"])
+    records = fetch_all(client, ENDPOINTS_BY_NAME["conferencing"])
     assert records == [{"id": 1, "type": "zoom_video"}]
     assert len(requests) == 1
     assert "take" not in requests[0].url.params and "skip" not in requests[0].url.params
@@ -174,8 +175,8 @@ def test_headers_auth_version_and_user_agent():
         return json_response({"data": []})
 
     client, _ = make_client(handler)
-    client.fetch_all(BOOKINGS)
-    client.fetch_all(ENDPOINTS_BY_NAME["event_types"])
+    fetch_all(client, BOOKINGS)
+    fetch_all(client, ENDPOINTS_BY_NAME["event_types"])
     assert seen[0].headers["authorization"] == f"Bearer {KEY}"
     assert seen[0].headers["cal-api-version"] == "2024-08-13"
     assert "cal-api-version" not in seen[1].headers
@@ -191,7 +192,7 @@ def test_dedupe_last_seen_wins():
         return json_response({"data": pages[int(request.url.params["skip"]) // 2]})
 
     client, _ = make_client(handler, page_size=2, concurrency=1)
-    assert client.fetch_all(BOOKINGS) == [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 3, "v": "b"}]
+    assert fetch_all(client, BOOKINGS) == [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 3, "v": "b"}]
 
 
 @pytest.mark.parametrize(
@@ -223,7 +224,7 @@ def test_retryable_failures_then_success(failure):
 
     client, sleeps = make_client(handler)
     stats = SyncStats()
-    assert client.fetch_all(ENDPOINTS_BY_NAME["my_profile"], stats=stats) == [{"id": 7}]
+    assert fetch_all(client, ENDPOINTS_BY_NAME["my_profile"], stats=stats) == [{"id": 7}]
     assert stats.retries == 2 and stats.requests == 3 and len(sleeps) == 2
 
 
@@ -233,7 +234,7 @@ def test_backoff_grows_with_factor_two_and_jitter():
 
     client, sleeps = make_client(handler, backoff_factor=2.0, max_retries=3)
     with pytest.raises(RetriesExhaustedError) as info:
-        client.fetch_all(ENDPOINTS_BY_NAME["my_profile"])
+        fetch_all(client, ENDPOINTS_BY_NAME["my_profile"])
     assert len(sleeps) == 3
     for wait, base in zip(sleeps, (2, 4, 8), strict=True):
         assert base <= wait <= base * 1.5
@@ -255,7 +256,7 @@ def test_429_waits_for_reset_header_not_backoff():
 
     client, sleeps = make_client(handler)
     stats = SyncStats()
-    client.fetch_all(ENDPOINTS_BY_NAME["my_profile"], stats=stats)
+    fetch_all(client, ENDPOINTS_BY_NAME["my_profile"], stats=stats)
     assert stats.throttled == 1
     assert 37 <= sum(sleeps) <= 39
 
@@ -297,7 +298,7 @@ def test_non_retryable_errors_fail_fast(status, cls, words):
 
     client, sleeps = make_client(handler)
     with pytest.raises(cls) as info:
-        client.fetch_all(BOOKINGS)
+        fetch_all(client, BOOKINGS)
     assert calls["n"] == 1 and sleeps == []
     message = str(info.value)
     assert words in message and codes[status] in message and KEY not in message
@@ -373,5 +374,5 @@ def test_503_with_retry_after_waits_that_long():
         return json_response({"data": {"id": 1}})
 
     client, sleeps = make_client(handler)
-    assert client.fetch_all(ENDPOINTS_BY_NAME["my_profile"]) == [{"id": 1}]
+    assert fetch_all(client, ENDPOINTS_BY_NAME["my_profile"]) == [{"id": 1}]
     assert sleeps == [pytest.approx(20.5)]

@@ -10,10 +10,13 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sched_assets.api.specs import ENDPOINTS_BY_NAME
 from sched_assets.frames.build import FrameStats, build_frame, empty_frame
-from sched_assets.frames.columns import FIELDS, column_types, snake_case
+from sched_assets.frames.columns import column_types, snake_case
 from sched_assets.frames.spill import PageSpill
 
+BOOKINGS = ENDPOINTS_BY_NAME["bookings"]
+CALENDARS = ENDPOINTS_BY_NAME["calendars"]
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
@@ -25,10 +28,10 @@ def test_snake_case():
 
 
 def test_columns_fixed_whatever_the_records():
-    frame = build_frame("bookings", [{"id": 1}], NOW)
-    assert frame.columns == list(column_types("bookings"))
-    assert frame.columns == empty_frame("bookings").columns
-    assert frame.schema == empty_frame("bookings").schema
+    frame = build_frame(BOOKINGS, [{"id": 1}], NOW)
+    assert frame.columns == list(column_types(BOOKINGS))
+    assert frame.columns == empty_frame(BOOKINGS).columns
+    assert frame.schema == empty_frame(BOOKINGS).schema
     assert frame["start"].dtype == pl.Datetime("us", "UTC")
 
 
@@ -52,7 +55,7 @@ def test_lossless_conversions_and_misfits():
         },
         {"id": 4, "brandNewField": [1, 2], "attendees": [{"name": "A", "absent": False}]},
     ]
-    frame = build_frame("bookings", records, NOW, stats)
+    frame = build_frame(BOOKINGS, records, NOW, stats)
     rows = frame.to_dicts()
     assert [r["id"] for r in rows] == [2, 3, 4]
     assert rows[0]["duration"] == 30 and rows[0]["rating"] == 4.5 and rows[0]["absent_host"] is True
@@ -89,14 +92,14 @@ json_values = st.recursive(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
-        st.dictionaries(st.sampled_from([*FIELDS["bookings"], "x", "yY"]), json_values, max_size=8),
+        st.dictionaries(st.sampled_from([*BOOKINGS.columns, "x", "yY"]), json_values, max_size=8),
         max_size=6,
     )
 )
 def test_nothing_is_lost(records):
     """Every non-null value the API sent is either in its column or verbatim in `_extra`."""
     records = [{**r, "id": i} for i, r in enumerate(records)]
-    frame = build_frame("bookings", records, NOW)
+    frame = build_frame(BOOKINGS, records, NOW)
     for record, row in zip(records, frame.to_dicts(), strict=True):
         extra = json.loads(row["_extra"]) if row["_extra"] else {}
         for name, value in record.items():
@@ -109,32 +112,30 @@ def test_nothing_is_lost(records):
                 assert row[column] is not None, (name, value)
 
 
-def test_spill_dedupes_last_wins(tmp_path):
-    spill = PageSpill(tmp_path, ("id",), batch_rows=2)
-    spill.add(build_frame("bookings", [{"id": 1, "title": "old"}, {"id": 2, "title": "b"}], NOW))
-    spill.add(build_frame("bookings", [{"id": 1, "title": "new"}, {"id": 3, "title": "c"}], NOW))
+def test_spill_keeps_every_row_in_page_order(tmp_path):
+    # Repeated keys stay: storage dedupes them (last wins) in the one pass that loads the parts.
+    spill = PageSpill(tmp_path, batch_rows=2)
+    spill.add(build_frame(BOOKINGS, [{"id": 1, "title": "old"}, {"id": 2, "title": "b"}], NOW))
+    spill.add(build_frame(BOOKINGS, [{"id": 1, "title": "new"}, {"id": 3, "title": "c"}], NOW))
     paths = spill.finish()
-    frame = pl.read_parquet(paths).sort("id")
-    assert frame["id"].to_list() == [1, 2, 3]
-    assert frame["title"].to_list() == ["new", "b", "c"]
-    assert spill.rows == 3
+    assert len(paths) == 2
+    frame = pl.read_parquet(paths)
+    assert frame["id"].to_list() == [1, 2, 1, 3]
+    assert frame["title"].to_list() == ["old", "b", "new", "c"]
+    assert spill.rows == 4
 
 
-def test_rows_without_usable_key_are_counted_and_dropped():
-    from sched_assets.frames.build import drop_rows_without_key
-
+def test_unusable_keys_become_null_and_are_kept_in_extra():
+    # Such rows are left out (and counted) by storage's null-key rule, not here.
     stats = FrameStats()
-    frame = build_frame("bookings", [{"id": 1}, {"title": "no id"}, {"id": "abc"}, {"id": None}], NOW, stats)
-    kept = drop_rows_without_key(frame, ("id",), stats)
-    assert kept["id"].to_list() == [1]
-    assert stats.dropped_without_key == 3
-    calendars = build_frame("calendars", [{"credentialId": 1, "externalId": "a"}, {"externalId": "b"}], NOW)
-    assert drop_rows_without_key(calendars, ("credential_id", "external_id"), FrameStats()).height == 1
+    frame = build_frame(BOOKINGS, [{"id": 1}, {"title": "no id"}, {"id": "abc"}, {"id": None}], NOW, stats)
+    assert frame["id"].to_list() == [1, None, None, None]
+    assert json.loads(frame["_extra"][2]) == {"id": "abc"}
 
 
 def test_integers_beyond_bigint_are_kept_verbatim():
     stats = FrameStats()
-    frame = build_frame("bookings", [{"id": 1, "duration": 2**63, "eventTypeId": -(2**63)}], NOW, stats)
+    frame = build_frame(BOOKINGS, [{"id": 1, "duration": 2**63, "eventTypeId": -(2**63)}], NOW, stats)
     row = frame.to_dicts()[0]
     assert row["duration"] is None and row["event_type_id"] == -(2**63)
     assert json.loads(row["_extra"]) == {"duration": 2**63}

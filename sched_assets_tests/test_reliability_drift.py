@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import orjson
 
+from sched_assets.api.specs import ENDPOINTS_BY_NAME
 from sched_assets.demo import BOOKING_ID_BASE, DemoAccount, DemoApi, Faults
 from sched_assets.frames.columns import column_types
 from sched_assets_tests.reliability_helpers import (
@@ -86,7 +87,7 @@ def test_resource_with_zero_records(instance: dg.DagsterInstance, tmp_path: Path
     assert_raw_tables_exact(database, account_records(empty))
     columns, rows = snapshot(database)["raw.bookings"]
     assert rows == []
-    assert {name for name, _ in columns} == set(column_types("bookings"))
+    assert {name for name, _ in columns} == set(column_types(ENDPOINTS_BY_NAME["bookings"]))
     assert run.source_metadata()["bookings"]["stopped_by"] == "empty page"
 
     database = tmp_path / "deleted.duckdb"

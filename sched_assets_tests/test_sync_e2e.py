@@ -159,9 +159,10 @@ def test_subset_materializes_only_selected(tmp_path, instance):
     account = DemoAccount(bookings=50)
     api = DemoApi(account)
     with serve(api) as server:
+        from sched_assets.definitions import warehouse_resources
+        from sched_assets.defs.keys import raw_key
         from sched_assets.defs.resources import SchedApiResource
-        from sched_assets.defs.sources import build_source_assets, raw_key
-        from sched_assets.storage import DuckDBIOManager, WarehouseResource
+        from sched_assets.defs.sources import build_source_assets
 
         database = str(tmp_path / "x.duckdb")
         result = dg.materialize(
@@ -169,8 +170,7 @@ def test_subset_materializes_only_selected(tmp_path, instance):
             selection=[raw_key("schedules")],
             resources={
                 "sched_api": SchedApiResource(base_url=server.url, api_key="cal_demo_public_key"),
-                "io_manager": DuckDBIOManager(database=database),
-                "warehouse": WarehouseResource(database=database),
+                **warehouse_resources(database),
             },
             instance=instance,
         )

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ from sched_assets.api.errors import (
 )
 from sched_assets.api.ratelimit import RateLimitPacer, retry_after_seconds
 from sched_assets.api.selector import select_records
-from sched_assets.api.specs import MAX_PAGE_SIZE, SECRET_FIELDS, EndpointSpec
+from sched_assets.api.specs import MAX_PAGE_SIZE, EndpointSpec
 
 USER_AGENT = f"sched_assets/{__version__} (python-httpx/{httpx.__version__})"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -40,7 +41,7 @@ Record = dict[str, Any]
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """Everything the client needs; validated before any request is sent."""
+    """Everything the client needs; validated when built, so before any request is sent."""
 
     base_url: str
     api_key: str = field(repr=False)
@@ -55,7 +56,7 @@ class ClientConfig:
     read_timeout_seconds: float = 60.0
     concurrency: int = 4
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(
@@ -80,9 +81,25 @@ class ClientConfig:
             raise ConfigError("Timeouts must be positive numbers of seconds.")
 
 
+class StopReason(StrEnum):
+    """Why paging of one resource ended."""
+
+    UNPAGED = "unpaged"
+    EMPTY_PAGE = "empty page"
+    SHORT_PAGE = "short page"
+    NO_NEXT_PAGE = "hasNextPage is false"
+    TOTAL_REACHED = "skip reached totalItems"
+    # The server answered a page that repeats an earlier one (it ignores `skip`): the read is a prefix.
+    LOOP_GUARD = "loop guard: page repeats an earlier page"
+
+
 @dataclass
 class SyncStats:
-    """Counters for one resource's fetch, reported as asset metadata."""
+    """Counters for one resource's fetch, reported as asset metadata.
+
+    `complete` is False when paging stopped before the end of the resource (see StopReason.LOOP_GUARD):
+    such a read must not delete rows or advance a cursor.
+    """
 
     requests: int = 0
     retries: int = 0
@@ -91,7 +108,8 @@ class SyncStats:
     throttled: int = 0
     rate_limit_waits: int = 0
     rate_limit_wait_seconds: float = 0.0
-    stopped_by: str = ""
+    stopped_by: StopReason | None = None
+    complete: bool = True
     started: float = field(default_factory=time.monotonic)
     elapsed_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -132,7 +150,6 @@ class SchedApiClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        config.validate()
         self.config = config
         self._log = logger or _LOG
         self._sleep = sleep
@@ -187,24 +204,12 @@ class SchedApiClient:
                 response = self._get(spec, dict(params or {}), stats)
                 page = Page(1, self._records(spec, response.body))
                 stats.add(pages=1, records=len(page.records))
-                stats.stopped_by = "unpaged"
+                stats.stopped_by = StopReason.UNPAGED
                 yield page
         finally:
             stats.rate_limit_waits = self.pacer.waits
             stats.rate_limit_wait_seconds = round(self.pacer.waited_seconds, 3)
             stats.elapsed_seconds = round(time.monotonic() - stats.started, 3)
-
-    def fetch_all(
-        self, spec: EndpointSpec, params: Mapping[str, str] | None = None, stats: SyncStats | None = None
-    ) -> list[Record]:
-        """All records of `spec`, de-duplicated on its primary key (the last one seen wins)."""
-        by_key: dict[tuple[Any, ...], Record] = {}
-        for page in self.iter_pages(spec, params, stats):
-            for record in page.records:
-                key = record_key(spec, record)
-                by_key.pop(key, None)  # re-insert so order follows the last sighting
-                by_key[key] = record
-        return list(by_key.values())
 
     # ---- paging -------------------------------------------------------------------------------
 
@@ -234,7 +239,7 @@ class SchedApiClient:
                     _, future = pending.pop(0)
                     page = future.result()
                     reason = self._stop_reason(spec, page, take, seen_pages, stats)
-                    if reason.startswith("loop guard"):
+                    if reason is StopReason.LOOP_GUARD:
                         return  # its records repeat a page already yielded
                     yield page
                     if reason:
@@ -260,16 +265,17 @@ class SchedApiClient:
 
     def _stop_reason(
         self, spec: EndpointSpec, page: Page, take: int, seen_pages: set[int], stats: SyncStats
-    ) -> str:
-        """The stop rule this page triggers ("" to go on); recorded in the stats."""
+    ) -> StopReason | None:
+        """The stop rule this page triggers (None to go on); recorded in the stats."""
         keys = tuple(record_key(spec, r) for r in page.records)
         signature = hash(keys)
-        reason = ""
+        reason: StopReason | None = None
         if not page.records:
-            reason = "empty page"
+            reason = StopReason.EMPTY_PAGE
         elif signature in seen_pages:
             # A server that ignores `skip` returns the same page forever.
-            reason = "loop guard: page repeats an earlier page"
+            reason = StopReason.LOOP_GUARD
+            stats.complete = False
             self._log.warning(
                 f"{spec.name}: page {page.number} (skip={page.skip}) repeats an earlier page; "
                 "the server seems to ignore `skip`. Stopping paging here."
@@ -280,18 +286,18 @@ class SchedApiClient:
             pagination = page.pagination or {}
             total = _int_or_none(pagination.get("totalItems"))
             if len(page.records) < take:
-                reason = "short page"
+                reason = StopReason.SHORT_PAGE
             elif pagination.get("hasNextPage") is False:
-                reason = "hasNextPage is false"
+                reason = StopReason.NO_NEXT_PAGE
             elif total is not None and page.skip is not None and page.skip + take >= total:
-                reason = "skip reached totalItems"
+                reason = StopReason.TOTAL_REACHED
         if reason:
             stats.stopped_by = reason
         return reason
 
     def _records(self, spec: EndpointSpec, body: Any) -> list[Record]:
         records = select_records(body, spec.selector)
-        secret = SECRET_FIELDS.get(spec.name)
+        secret = spec.secret_fields
         if secret:
             # OAuth tokens must not leave the client: not in tables, logs or metadata.
             records = [{k: v for k, v in r.items() if k not in secret} for r in records]
@@ -413,4 +419,4 @@ def _int_or_none(value: Any) -> int | None:
     return None
 
 
-__all__ = ["ApiError", "ClientConfig", "Page", "SchedApiClient", "SyncStats", "record_key"]
+__all__ = ["ApiError", "ClientConfig", "Page", "SchedApiClient", "StopReason", "SyncStats", "record_key"]

@@ -14,13 +14,12 @@ from sched_assets.api.errors import ConfigError
 from sched_assets.api.specs import DEFAULT_PAGE_SIZE
 
 DEFAULT_BASE_URL = "https://api.cal.com/v2"
-DEMO_BASE_URL = "http://demo.invalid/v2"  # never resolved: demo requests go to an in-process transport
 DEFAULT_DATABASE = "data/sched.duckdb"
 DEMO_DATABASE = "data/demo.duckdb"
 
 
 def demo_mode_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
-    """No key and no base URL: the built-in demo account (design.md, "Demo mode")."""
+    """No key and no base URL: the built-in demo account (docs/demo.md)."""
     return not environ.get("SCHED_API_KEY") and not environ.get("SCHED_API_BASE_URL")
 
 
@@ -92,9 +91,12 @@ class SchedApiResource(dg.ConfigurableResource):
         return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
     def client_config(self) -> ClientConfig:
-        """Validated client settings; raises ConfigError before any request is sent."""
+        """Validated client settings (built once per run); raises ConfigError before any request is sent."""
+        if self.demo_bookings < 0:
+            raise ConfigError(f"demo_bookings must be 0 or more; got {self.demo_bookings}.")
         if self.is_demo:
             from sched_assets.demo.app import DEMO_API_KEY
+            from sched_assets.demo.transport import DEMO_BASE_URL
 
             base_url, api_key = DEMO_BASE_URL, DEMO_API_KEY
         else:
@@ -105,7 +107,7 @@ class SchedApiResource(dg.ConfigurableResource):
                     "your API key, or unset SCHED_API_BASE_URL to run against the built-in demo account."
                 )
             base_url = self.resolved_base_url or DEFAULT_BASE_URL
-        config = ClientConfig(
+        return ClientConfig(
             base_url=base_url,
             api_key=api_key,
             page_size=self.page_size,
@@ -119,14 +121,9 @@ class SchedApiResource(dg.ConfigurableResource):
             read_timeout_seconds=self.read_timeout_seconds,
             concurrency=self.concurrency,
         )
-        config.validate()
-        if self.demo_bookings < 0:
-            raise ConfigError(f"demo_bookings must be 0 or more; got {self.demo_bookings}.")
-        return config
 
-    def build_client(self, logger: Any | None = None) -> SchedApiClient:
-        """A client for one run. In demo mode it talks to the demo API in-process (no port, no network)."""
-        config = self.client_config()
+    def build_client(self, config: ClientConfig, logger: Any | None = None) -> SchedApiClient:
+        """A client for one run, from `client_config()`. In demo mode it talks to the demo API in-process."""
         transport = None
         if self.is_demo:
             from sched_assets.demo.app import DemoApi

@@ -1,4 +1,4 @@
-"""The six source assets, generated from the endpoint spec table as one multi-asset.
+"""The source assets `raw/<resource>`, generated from the resource specs as one multi-asset.
 
 One step fetches every selected resource at once (one shared client, so one shared rate-limit budget),
 spills typed pages to Parquet, and only when *every* fetch has succeeded hands the tables to the IO
@@ -20,26 +20,18 @@ from pydantic import Field
 from sched_assets.api.client import SchedApiClient, SyncStats
 from sched_assets.api.errors import ApiError
 from sched_assets.api.specs import ENDPOINTS, EndpointSpec
+from sched_assets.defs.keys import RAW_SCHEMA, raw_key, raw_table
 from sched_assets.defs.resources import SchedApiResource
-from sched_assets.frames.build import FrameStats, build_frame, drop_rows_without_key, empty_frame
-from sched_assets.frames.columns import column_types, snake_case
+from sched_assets.frames.build import FrameStats, build_frame, empty_frame
+from sched_assets.frames.columns import column_types, key_columns
 from sched_assets.frames.spill import PageSpill
-from sched_assets.storage import TableWrite, WarehouseResource
+from sched_assets.storage import NullKeys, TableWrite, WarehouseResource, WriteMode
 
 RAW_GROUP = "raw"
-RAW_SCHEMA = "raw"
 CURSOR_KEY = "cursor_updated_at"
+CURSOR_COLUMN = "updated_at"  # paged resources sync incrementally on the API's `updatedAt`
 PREVIEW_ROWS = 5
 TYPING_BATCH = 1_000
-# Columns worth a glance in the UI's preview, per resource (the rest are in the table).
-PREVIEW_COLUMNS: dict[str, list[str]] = {
-    "event_types": ["id", "title", "slug", "length", "schedule_id", "team_id"],
-    "my_profile": ["id", "username", "time_zone", "default_schedule_id", "time_format"],
-    "schedules": ["id", "name", "time_zone", "is_default"],
-    "calendars": ["credential_id", "external_id", "integration", "is_selected"],
-    "bookings": ["id", "status", "start", "duration", "event_type_id", "updated_at"],
-    "conferencing": ["id", "type", "app_id", "invalid"],
-}
 
 
 class SourceSyncConfig(dg.Config):
@@ -57,12 +49,35 @@ class SourceSyncConfig(dg.Config):
     )
 
 
-def raw_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey([RAW_SCHEMA, name])
+@dataclass(frozen=True)
+class SyncPlan:
+    """How one resource is read and written in this run, and why."""
+
+    mode: WriteMode
+    reason: str
+    params: dict[str, str] = field(default_factory=dict)
+    previous_cursor: str | None = None
+
+    @property
+    def requested_after(self) -> str | None:
+        return self.params.get("afterUpdatedAt")
+
+
+@dataclass
+class Fetched:
+    """One resource, fetched and spilled, waiting to be written."""
+
+    spec: EndpointSpec
+    plan: SyncPlan
+    paths: list[Path]
+    stats: SyncStats
+    frame_stats: FrameStats
+    newest_updated_at: datetime | None = None
+    preview: pl.DataFrame | None = None
 
 
 def _description(spec: EndpointSpec) -> str:
-    key = ", ".join(f"`{snake_case(k)}`" for k in spec.primary_key)
+    key = ", ".join(f"`{column}`" for column in key_columns(spec))
     version = f" with header `cal-api-version: {spec.version}`" if spec.version else ""
     paging = (
         "Paged with `take`/`skip`; incremental by `updatedAt` after the first sync (merge on the key), "
@@ -80,6 +95,7 @@ def _description(spec: EndpointSpec) -> str:
 
 
 def _asset_spec(spec: EndpointSpec) -> dg.AssetSpec:
+    types = column_types(spec)
     return dg.AssetSpec(
         key=raw_key(spec.name),
         description=_description(spec),
@@ -88,32 +104,16 @@ def _asset_spec(spec: EndpointSpec) -> dg.AssetSpec:
         owners=["team:data"],
         tags={"source": "cal.com"},
         metadata={
-            "write_mode": "merge" if spec.paged else "replace",
-            "primary_key": [snake_case(k) for k in spec.primary_key],
-            "column_types": column_types(spec.name),
-            "dagster/table_name": f"{RAW_SCHEMA}.{spec.name}",
+            "write_mode": (WriteMode.MERGE if spec.paged else WriteMode.REPLACE).value,
+            "primary_key": list(key_columns(spec)),
+            "dagster/table_name": raw_table(spec.name),
             # Known before the first run, so the UI shows the columns of a never-materialized asset.
             "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(name, type_) for name, type_ in column_types(spec.name).items()]
+                columns=[dg.TableColumn(name, type_) for name, type_ in types.items()]
             ),
             "api_path": spec.path,
         },
     )
-
-
-@dataclass
-class Fetched:
-    """One resource, fetched and spilled, waiting to be written."""
-
-    spec: EndpointSpec
-    paths: list[Path]
-    stats: SyncStats
-    frame_stats: FrameStats
-    mode: str
-    plan: str
-    cursor: str | None = None
-    requested_after: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _previous_cursor(context: dg.AssetExecutionContext, key: dg.AssetKey, source: str) -> str | None:
@@ -129,28 +129,66 @@ def _previous_cursor(context: dg.AssetExecutionContext, key: dg.AssetKey, source
     return str(cursor.value) if cursor.value else None
 
 
+def _plan(
+    context: dg.AssetExecutionContext,
+    config: SourceSyncConfig,
+    source: str,
+    warehouse: WarehouseResource,
+    spec: EndpointSpec,
+) -> SyncPlan:
+    if not spec.paged:
+        return SyncPlan(WriteMode.REPLACE, "whole resource (no change filters)")
+    previous = _previous_cursor(context, raw_key(spec.name), source)
+    if config.full_refresh:
+        return SyncPlan(WriteMode.REPLACE, "full refresh requested", previous_cursor=previous)
+    if previous is None:
+        return SyncPlan(WriteMode.REPLACE, "first sync from this source: full refresh")
+    if not warehouse.get_warehouse().table_exists(raw_table(spec.name)):
+        return SyncPlan(
+            WriteMode.REPLACE, "table missing in this database: full refresh", previous_cursor=previous
+        )
+    after = datetime.fromisoformat(previous) - timedelta(minutes=config.incremental_lag_minutes)
+    params = {
+        "afterUpdatedAt": after.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "sortUpdatedAt": "asc",
+    }
+    return SyncPlan(
+        WriteMode.MERGE,
+        f"incremental: updated since {params['afterUpdatedAt']}",
+        params=params,
+        previous_cursor=previous,
+    )
+
+
 def _fetch(
     client: SchedApiClient,
     spec: EndpointSpec,
-    params: dict[str, str],
+    plan: SyncPlan,
     directory: Path,
     synced_at: datetime,
     cancelled: threading.Event,
-) -> tuple[list[Path], SyncStats, FrameStats]:
-    stats = SyncStats()
-    frame_stats = FrameStats()
-    key = tuple(snake_case(k) for k in spec.primary_key)
-    spill = PageSpill(directory, key)
+) -> Fetched:
+    fetched = Fetched(spec, plan, [], SyncStats(), FrameStats())
+    spill = PageSpill(directory)
     # Records of a few pages are typed together: per-frame overhead dominates at 100 records a page.
     # Memory stays bounded by TYPING_BATCH records, whatever the account size.
     batch: list[dict[str, Any]] = []
 
     def flush() -> None:
-        frame = build_frame(spec.name, batch, synced_at, frame_stats)
-        spill.add(drop_rows_without_key(frame, key, frame_stats))
+        frame = build_frame(spec, batch, synced_at, fetched.frame_stats)
         batch.clear()
+        # Cursor and preview come from the frames in passing, so nothing re-reads the spilled parts.
+        if spec.paged and frame.height:
+            newest = frame[CURSOR_COLUMN].max()
+            if newest is not None and (
+                fetched.newest_updated_at is None or newest > fetched.newest_updated_at
+            ):
+                fetched.newest_updated_at = newest
+        if fetched.preview is None and frame.height:
+            fetched.preview = frame.select(spec.preview_columns).head(PREVIEW_ROWS)
+        spill.add(frame)
 
-    for page in client.iter_pages(spec, params, stats):
+    for page in client.iter_pages(spec, plan.params, fetched.stats):
         if cancelled.is_set():
             raise RuntimeError("cancelled because another resource failed")
         batch.extend(page.records)
@@ -158,20 +196,14 @@ def _fetch(
             flush()
     if batch:
         flush()
-    return spill.finish(), stats, frame_stats
+    fetched.paths = spill.finish()
+    return fetched
 
 
-def _max_updated_at(paths: list[Path]) -> datetime | None:
-    if not paths:
-        return None
-    value = pl.scan_parquet(paths).select(pl.col("updated_at").max()).collect().item()
-    return value
-
-
-def _preview(spec: EndpointSpec, paths: list[Path]) -> str:
-    if not paths:
+def _preview(fetched: Fetched) -> str:
+    frame = fetched.preview
+    if frame is None:
         return "_No records._"
-    frame = pl.scan_parquet(paths).select(PREVIEW_COLUMNS[spec.name]).head(PREVIEW_ROWS).collect()
     header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
     rows = "".join(
         "| " + " | ".join("" if v is None else str(v) for v in row) + " |\n" for row in frame.rows()
@@ -179,8 +211,44 @@ def _preview(spec: EndpointSpec, paths: list[Path]) -> str:
     return header + rows
 
 
+def _fetch_all(
+    client: SchedApiClient,
+    plans: dict[str, SyncPlan],
+    selected: list[EndpointSpec],
+    tmp: Path,
+) -> list[Fetched]:
+    """Fetch every selected resource concurrently; raise (writing nothing) if any fetch failed."""
+    synced_at = datetime.now(UTC)
+    cancelled = threading.Event()
+    fetched: list[Fetched] = []
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=max(1, len(selected)), thread_name_prefix="sched-fetch") as pool:
+        futures = {}
+        for spec in selected:
+            directory = tmp / spec.name
+            directory.mkdir()
+            futures[spec.name] = pool.submit(
+                _fetch, client, spec, plans[spec.name], directory, synced_at, cancelled
+            )
+        for spec in selected:
+            try:
+                fetched.append(futures[spec.name].result())
+            except BaseException as exc:
+                cancelled.set()
+                errors.append(exc)
+    if errors:
+        first = next((e for e in errors if isinstance(e, ApiError)), errors[0])
+        if isinstance(first, ApiError):
+            raise dg.Failure(
+                description=f"{first} No table was changed: every selected resource must be fetched "
+                "before any is written."
+            ) from None
+        raise first
+    return fetched
+
+
 def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.AssetsDefinition:
-    """One multi-asset producing `raw.<name>` for every endpoint in the spec table."""
+    """One multi-asset producing `raw.<name>` for every resource spec."""
     by_key = {raw_key(spec.name): spec for spec in endpoints}
 
     @dg.multi_asset(
@@ -192,7 +260,8 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
             for spec in endpoints
         },
         can_subset=True,
-        description="Fetches the selected API resources concurrently and writes them to DuckDB schema `raw`.",
+        description=f"Fetches the selected API resources concurrently and writes them to DuckDB schema "
+        f"`{RAW_SCHEMA}`.",
     )
     def raw_sources(
         context: dg.AssetExecutionContext,
@@ -209,144 +278,75 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
                 "(and SCHED_API_BASE_URL if you do not use https://api.cal.com/v2), then run again."
             )
         try:
-            sched_api.client_config()
+            client_config = sched_api.client_config()
         except ApiError as exc:
             raise dg.Failure(description=str(exc)) from None
-        warehouse.get_warehouse().check_writable()
+        warehouse.get_write_warehouse().check_writable()
+        source = sched_api.source
+        plans = {spec.name: _plan(context, config, source, warehouse, spec) for spec in selected}
 
-        plans: dict[str, tuple[dict[str, str], str, str, str | None]] = {}
-        for spec in selected:
-            plans[spec.name] = _plan(context, config, sched_api, warehouse, spec)
-
-        synced_at = datetime.now(UTC)
-        cancelled = threading.Event()
         with (
             tempfile.TemporaryDirectory(prefix="sched_assets_") as tmp,
-            sched_api.build_client(context.log) as client,
+            sched_api.build_client(client_config, context.log) as client,
         ):
-            fetched: list[Fetched] = []
-            with ThreadPoolExecutor(
-                max_workers=max(1, len(selected)), thread_name_prefix="sched-fetch"
-            ) as pool:
-                futures = {}
-                for spec in selected:
-                    directory = Path(tmp) / spec.name
-                    directory.mkdir()
-                    params = plans[spec.name][0]
-                    futures[spec.name] = pool.submit(
-                        _fetch, client, spec, params, directory, synced_at, cancelled
-                    )
-                errors: list[BaseException] = []
-                for spec in selected:
-                    try:
-                        paths, stats, frame_stats = futures[spec.name].result()
-                    except BaseException as exc:
-                        cancelled.set()
-                        errors.append(exc)
-                        continue
-                    params, mode, plan, previous = plans[spec.name]
-                    fetched.append(
-                        Fetched(
-                            spec,
-                            paths,
-                            stats,
-                            frame_stats,
-                            mode,
-                            plan,
-                            previous,
-                            params.get("afterUpdatedAt"),
-                        )
-                    )
-            if errors:
-                first = next((e for e in errors if isinstance(e, ApiError)), errors[0])
-                if isinstance(first, ApiError):
-                    raise dg.Failure(
-                        description=f"{first} No table was changed: every selected resource must be fetched "
-                        "before any is written."
-                    ) from None
-                raise first
-
+            fetched = _fetch_all(client, plans, selected, Path(tmp))
             # Every fetch succeeded: now write, one table at a time (DuckDB has one writer).
             for item in fetched:
-                if item.frame_stats.dropped_without_key:
-                    context.log.warning(
-                        f"{item.spec.name}: {item.frame_stats.dropped_without_key} record(s) had no usable "
-                        f"primary key ({', '.join(item.spec.primary_key)}) and were not stored."
-                    )
-                yield _output(item, sched_api.source, context.log)
+                yield _output(item, source, context.log)
 
     return raw_sources
 
 
-def _plan(
-    context: dg.AssetExecutionContext,
-    config: SourceSyncConfig,
-    sched_api: SchedApiResource,
-    warehouse: WarehouseResource,
-    spec: EndpointSpec,
-) -> tuple[dict[str, str], str, str, str | None]:
-    """(query params, write mode, why, previous cursor) for one resource."""
-    if not spec.paged:
-        return {}, "replace", "whole resource (no change filters)", None
-    key = raw_key(spec.name)
-    previous = _previous_cursor(context, key, sched_api.source)
-    if config.full_refresh:
-        return {}, "replace", "full refresh requested", previous
-    if previous is None:
-        return {}, "replace", "first sync from this source: full refresh", None
-    if not warehouse.get_warehouse().table_exists(f"{RAW_SCHEMA}.{spec.name}"):
-        return {}, "replace", "table missing in this database: full refresh", previous
-    after = datetime.fromisoformat(previous) - timedelta(minutes=config.incremental_lag_minutes)
-    params = {
-        "afterUpdatedAt": after.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "sortUpdatedAt": "asc",
-    }
-    return params, "merge", f"incremental: updated since {params['afterUpdatedAt']}", previous
+def _cursor(item: Fetched, incomplete: bool) -> str:
+    """The cursor to record: the newest `updatedAt` read, never moving back, and kept after a partial read."""
+    previous = item.plan.previous_cursor
+    if incomplete:
+        return previous or ""
+    newest = item.newest_updated_at.isoformat() if item.newest_updated_at is not None else None
+    if item.plan.mode is WriteMode.MERGE and previous and (newest is None or newest < previous):
+        return previous  # nothing newer arrived: keep the old cursor
+    return newest or ""
 
 
 def _output(item: Fetched, source: str, log: Any) -> dg.Output:
     spec = item.spec
-    mode = item.mode
-    incomplete = item.stats.stopped_by.startswith("loop guard")
+    mode = item.plan.mode
+    incomplete = not item.stats.complete
     if incomplete:
         # The server repeated a page instead of paging on: what we hold is a prefix, not the account.
         # Upsert it (never delete on partial evidence) and keep the old cursor so nothing is skipped.
-        mode = "merge"
+        mode = WriteMode.MERGE
         log.warning(
             f"{spec.name}: the server repeated a page (it seems to ignore `skip`), so this read is "
             "incomplete. Its rows are merged; no row is deleted and the incremental cursor is not advanced."
         )
+    stats, frame_stats = item.stats, item.frame_stats
     metadata: dict[str, Any] = {
         "source": source,
-        "sync_plan": item.plan,
-        "records_fetched": item.frame_stats.rows,
-        "pages": item.stats.pages,
-        "requests": item.stats.requests,
-        "retries": item.stats.retries,
-        "throttled_429": item.stats.throttled,
-        "rate_limit_waits": item.stats.rate_limit_waits,
-        "fetch_seconds": item.stats.elapsed_seconds,
-        "stopped_by": item.stats.stopped_by,
-        "values_converted": item.frame_stats.converted,
-        "values_kept_in_extra": item.frame_stats.kept_in_extra,
-        "unknown_fields": ", ".join(sorted(item.frame_stats.unknown_fields)) or "none",
-        "records_without_key": item.frame_stats.dropped_without_key,
-        "preview": dg.MetadataValue.md(_preview(spec, item.paths)),
+        "sync_plan": item.plan.reason,
+        "records_fetched": frame_stats.rows,
+        "pages": stats.pages,
+        "requests": stats.requests,
+        "retries": stats.retries,
+        "throttled_429": stats.throttled,
+        "rate_limit_waits": stats.rate_limit_waits,
+        "fetch_seconds": stats.elapsed_seconds,
+        "stopped_by": stats.stopped_by.value if stats.stopped_by else "",
+        "values_converted": frame_stats.converted,
+        "values_kept_in_extra": frame_stats.kept_in_extra,
+        "unknown_fields": ", ".join(sorted(frame_stats.unknown_fields)) or "none",
+        "preview": dg.MetadataValue.md(_preview(item)),
         "complete_read": not incomplete,
     }
     if spec.paged:
-        newest = _max_updated_at(item.paths)
-        cursor = newest.isoformat() if newest is not None else None
-        if incomplete:
-            cursor = item.cursor
-        elif mode == "merge" and item.cursor and (cursor is None or cursor < item.cursor):
-            cursor = item.cursor  # nothing newer arrived: keep the old cursor
-        metadata[CURSOR_KEY] = cursor or ""
-        metadata["requested_after_updated_at"] = item.requested_after or "everything"
+        metadata[CURSOR_KEY] = _cursor(item, incomplete)
+        metadata["requested_after_updated_at"] = item.plan.requested_after or "everything"
     write = TableWrite(
-        data=item.paths or empty_frame(spec.name),
-        mode=mode,  # type: ignore[arg-type]
-        primary_key=tuple(snake_case(k) for k in spec.primary_key),
-        column_types=column_types(spec.name),
+        data=item.paths or empty_frame(spec),
+        mode=mode,
+        primary_key=key_columns(spec),
+        column_types=column_types(spec),
+        # A record without a usable key cannot be upserted: storage leaves it out and counts it.
+        null_keys=NullKeys.SKIP,
     )
     return dg.Output(write, output_name=raw_key(spec.name).to_python_identifier(), metadata=metadata)

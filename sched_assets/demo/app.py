@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -108,6 +108,7 @@ class DemoApi:
         faults: Faults | None = None,
         rate_limit: RateLimit | None = None,
         clock: Callable[[], float] = time.monotonic,
+        resources: Sequence[EndpointSpec] = ENDPOINTS,
     ) -> None:
         self.account = account
         self.api_key = api_key
@@ -116,13 +117,15 @@ class DemoApi:
         self.stats = Stats()
         self._lock = threading.RLock()
         self._index = BookingIndex(account)
-        self._routes: dict[str, EndpointSpec] = {spec.path: spec for spec in ENDPOINTS}
+        self._routes: dict[str, EndpointSpec] = {spec.path: spec for spec in resources}
         self._successes = 0
         self.faults = faults or Faults()
         self.rate_limit = rate_limit
+        # Unpaged resources answer the same body to every request: rendered once from their spec.
         self._static = {
-            name: orjson.dumps({"status": "success", "data": account.response_data(name)})
-            for name in ("event_types", "my_profile", "schedules", "calendars", "conferencing")
+            spec.name: orjson.dumps({"status": "success", "data": account.response_data(spec)})
+            for spec in resources
+            if not spec.paged
         }
         legacy = [s.legacy_record() for s in account.catalog.schedules]
         self._legacy_schedules = orjson.dumps({"status": "success", "data": legacy})

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from sched_assets.api.selector import select_records
+from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME, EndpointSpec
 from sched_assets.demo.bookings import (
     ACCEPTED,
     AWAITING_HOST,
@@ -50,7 +52,7 @@ AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 AS_OF_EPOCH = to_epoch(AS_OF)
 YEAR = 2026
 BOOKING_ID_BASE = 40_001  # booking id = BOOKING_ID_BASE + slot
-RESOURCES = ("event_types", "my_profile", "schedules", "calendars", "bookings", "conferencing")
+RESOURCES = tuple(spec.name for spec in ENDPOINTS)
 ORDER_FIELDS = ("start", "end", "created", "updated")
 
 _DAY = 86_400
@@ -397,40 +399,22 @@ class DemoAccount:
 
     # ---- the five small resources -----------------------------------------------------------
 
-    def response_data(self, name: str) -> Json | list[Json]:
-        """The `data` member of a small resource's response, exactly as the endpoint sends it."""
-        cat = self.catalog
-        if name == "my_profile":
-            return cat.me_record()
-        if name == "schedules":
-            return [s.record() for s in cat.schedules]
-        if name == "event_types":
-            return cat.event_types_data()
-        if name == "calendars":
-            return cat.calendars
-        if name == "conferencing":
-            return cat.conferencing
-        raise KeyError(name)
+    def response_data(self, spec: EndpointSpec | str) -> Json | list[Json]:
+        """The `data` member of an unpaged resource's response, exactly as the endpoint sends it."""
+        spec = ENDPOINTS_BY_NAME[spec] if isinstance(spec, str) else spec
+        if spec.demo_data is None:
+            raise KeyError(f"{spec.name} has no demo data in its spec")
+        return spec.demo_data(self.catalog)
 
     def all_records(self, name: str) -> list[Json]:
         """Every record of a resource as the endpoint returns it (conferencing includes `key`).
 
         For bookings this materialises every booking: fine for tests, not for a million rows.
         """
-        cat = self.catalog
         if name == "bookings":
             return list(self.iter_bookings())
-        if name == "my_profile":
-            return [cat.me_record()]
-        if name == "schedules":
-            return [s.record() for s in cat.schedules]
-        if name == "event_types":
-            return [et for group in cat.event_types_data()["eventTypeGroups"] for et in group["eventTypes"]]
-        if name == "calendars":
-            return cat.calendar_rows()
-        if name == "conferencing":
-            return list(cat.conferencing)
-        raise KeyError(name)
+        spec = ENDPOINTS_BY_NAME[name]
+        return select_records({"data": self.response_data(spec)}, spec.selector)
 
     def expected_count(self, name: str) -> int:
         """How many records a complete sync of `name` must end with."""

@@ -1,6 +1,6 @@
 """Turn API records into explicitly typed Polars frames (one per page), keeping whatever does not fit.
 
-Columns come from `columns.FIELDS`, never from the first rows. A value whose type does not fit its
+Columns come from the resource spec's declared `columns`, never from the first rows. A value whose type does not fit its
 column is converted when that loses nothing ("30" -> 30 for an integer column); otherwise the column
 gets null and the original value is kept verbatim in `_extra`, so nothing the API sent is lost.
 """
@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 import polars as pl
 
-from sched_assets.frames.columns import EXTRA_COLUMN, FIELDS, SYNCED_AT_COLUMN, Kind, snake_case
+from sched_assets.api.specs import EndpointSpec, Kind
+from sched_assets.frames.columns import EXTRA_COLUMN, SYNCED_AT_COLUMN, snake_case
 
 POLARS_TYPES: dict[Kind, pl.DataType] = {
     "int": pl.Int64(),
@@ -121,44 +122,35 @@ class FrameStats:
     kept_in_extra: int = 0
     unknown_fields: set[str] = field(default_factory=set)
     misfit_fields: set[str] = field(default_factory=set)
-    dropped_without_key: int = 0
 
     def merge(self, other: FrameStats) -> None:
         self.rows += other.rows
-        self.dropped_without_key += other.dropped_without_key
         self.converted += other.converted
         self.kept_in_extra += other.kept_in_extra
         self.unknown_fields |= other.unknown_fields
         self.misfit_fields |= other.misfit_fields
 
 
-def empty_frame(resource: str) -> pl.DataFrame:
+def empty_frame(spec: EndpointSpec) -> pl.DataFrame:
     """A frame with the resource's columns and no rows."""
-    schema = {snake_case(name): POLARS_TYPES[kind] for name, kind in FIELDS[resource].items()}
+    schema = {snake_case(name): POLARS_TYPES[kind] for name, kind in spec.columns.items()}
     schema[EXTRA_COLUMN] = pl.String()
     schema[SYNCED_AT_COLUMN] = pl.Datetime("us", "UTC")
     return pl.DataFrame(schema=schema)
 
 
-def drop_rows_without_key(frame: pl.DataFrame, key: Sequence[str], stats: FrameStats) -> pl.DataFrame:
-    """Rows whose primary key is missing (or did not fit its type) cannot be upserted: count, then drop."""
-    missing = pl.any_horizontal(pl.col(column).is_null() for column in key)
-    dropped = frame.select(missing.sum()).item()
-    if not dropped:
-        return frame
-    stats.dropped_without_key += dropped
-    return frame.filter(~missing)
-
-
 def build_frame(
-    resource: str, records: Sequence[dict[str, Any]], synced_at: datetime, stats: FrameStats | None = None
+    spec: EndpointSpec,
+    records: Sequence[dict[str, Any]],
+    synced_at: datetime,
+    stats: FrameStats | None = None,
 ) -> pl.DataFrame:
     """One typed frame for `records` of `resource` (see the module docstring for the rules).
 
     Hot path of every sync: values are checked with one comprehension per column and handed to
     Polars' strict (fast) constructors; only the rare misfits take the per-value slow path.
     """
-    fields = FIELDS[resource]
+    fields = spec.columns
     page_stats = FrameStats(rows=len(records))
     extras: dict[int, dict[str, Any]] = {}
     known = fields.keys()

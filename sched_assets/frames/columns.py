@@ -1,15 +1,14 @@
-"""Explicit column types of every raw table, so frames never depend on what the first rows looked like.
+"""Column names and DuckDB types of the raw tables, from the resource specs' declared field kinds.
 
-Each entry maps the API's camelCase field to its kind. Kinds map to one Polars dtype and one DuckDB type;
-`json` columns hold nested objects and lists as JSON text (DuckDB `JSON`).
+Frames never depend on what the first rows looked like. Kinds map to one Polars dtype (frames.build) and
+one DuckDB type; `json` columns hold nested objects and lists as JSON text (DuckDB `JSON`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
 
-Kind = Literal["int", "float", "bool", "str", "ts", "json"]
+from sched_assets.api.specs import EndpointSpec, Kind
 
 # DuckDB column type for each kind; Polars dtypes live in frames.build.
 DUCKDB_TYPES: dict[Kind, str] = {
@@ -19,107 +18,6 @@ DUCKDB_TYPES: dict[Kind, str] = {
     "str": "VARCHAR",
     "ts": "TIMESTAMPTZ",
     "json": "JSON",
-}
-
-FIELDS: dict[str, dict[str, Kind]] = {
-    "event_types": {
-        "id": "int",
-        "title": "str",
-        "slug": "str",
-        "length": "int",
-        "description": "str",
-        "hidden": "bool",
-        "position": "int",
-        "metadata": "json",
-        "afterEventBuffer": "int",
-        "beforeEventBuffer": "int",
-        "assignAllTeamMembers": "bool",
-        "schedulingType": "str",
-        "scheduleId": "int",
-        "teamId": "int",
-        "userId": "int",
-        "price": "float",
-        "currency": "str",
-        "locations": "json",
-        "bookingFields": "json",
-        "hosts": "json",
-        "seatsPerTimeSlot": "int",
-    },
-    "my_profile": {
-        "id": "int",
-        "email": "str",
-        "name": "str",
-        "username": "str",
-        "timeFormat": "int",
-        "defaultScheduleId": "int",
-        "weekStart": "str",
-        "timeZone": "str",
-        "organizationId": "int",
-        "avatarUrl": "str",
-        "bio": "str",
-    },
-    "schedules": {
-        "id": "int",
-        "ownerId": "int",
-        "name": "str",
-        "timeZone": "str",
-        "isDefault": "bool",
-        "availability": "json",
-        "overrides": "json",
-    },
-    "calendars": {
-        "credentialId": "int",
-        "externalId": "str",
-        "integration": "str",
-        "name": "str",
-        "primary": "bool",
-        "readOnly": "bool",
-        "email": "str",
-        "isSelected": "bool",
-        "delegationCredentialId": "str",
-    },
-    "bookings": {
-        "id": "int",
-        "uid": "str",
-        "title": "str",
-        "description": "str",
-        "hosts": "json",
-        "status": "str",
-        "cancellationReason": "str",
-        "cancelledByEmail": "str",
-        "reschedulingReason": "str",
-        "rescheduledFromUid": "str",
-        "rescheduledToUid": "str",
-        "start": "ts",
-        "end": "ts",
-        "duration": "int",
-        "eventTypeId": "int",
-        "eventType": "json",
-        "meetingUrl": "str",
-        "location": "str",
-        "absentHost": "bool",
-        "createdAt": "ts",
-        "updatedAt": "ts",
-        "metadata": "json",
-        "rating": "float",
-        "icsUid": "str",
-        "attendees": "json",
-        "guests": "json",
-        "bookingFieldsResponses": "json",
-        "recurringBookingUid": "str",
-    },
-    "conferencing": {
-        "id": "int",
-        "type": "str",
-        "userId": "int",
-        "teamId": "int",
-        "appId": "str",
-        "invalid": "bool",
-        "subscriptionId": "str",
-        "paymentStatus": "str",
-        "billingCycleStart": "int",
-        "delegationCredentialId": "str",
-    },
 }
 
 EXTRA_COLUMN = "_extra"
@@ -133,9 +31,14 @@ def snake_case(name: str) -> str:
     return _CAMEL_BOUNDARY.sub("_", name).lower()
 
 
-def column_types(resource: str) -> dict[str, str]:
+def column_types(spec: EndpointSpec) -> dict[str, str]:
     """snake_case column -> DuckDB type for one raw table, bookkeeping columns included."""
-    types = {snake_case(field): DUCKDB_TYPES[kind] for field, kind in FIELDS[resource].items()}
+    types = {snake_case(field): DUCKDB_TYPES[kind] for field, kind in spec.columns.items()}
     types[EXTRA_COLUMN] = "JSON"
     types[SYNCED_AT_COLUMN] = "TIMESTAMPTZ"
     return types
+
+
+def key_columns(spec: EndpointSpec) -> tuple[str, ...]:
+    """The raw table's primary-key columns (snake_case)."""
+    return tuple(snake_case(field) for field in spec.primary_key)

@@ -16,9 +16,8 @@ class PageSpill:
     manager's 128 MB write budget, while 10k-row parts ingest a million bookings within it.
     """
 
-    def __init__(self, directory: Path, primary_key: tuple[str, ...], batch_rows: int = 10_000) -> None:
+    def __init__(self, directory: Path, batch_rows: int = 10_000) -> None:
         self._directory = directory
-        self._primary_key = list(primary_key)
         self._batch_rows = batch_rows
         self._buffer: list[pl.DataFrame] = []
         self._buffered_rows = 0
@@ -35,24 +34,8 @@ class PageSpill:
             self._flush()
 
     def finish(self) -> list[Path]:
-        """Flush, then drop repeated keys (offset paging is not snapshot-safe; the last sighting wins)."""
+        """Flush the last batch; the parts in page order (storage dedupes on the key: last wins)."""
         self._flush()
-        if not self.paths or not self._primary_key:
-            return self.paths
-        keys = pl.scan_parquet(self.paths).select(self._primary_key).collect()
-        unique = keys.unique().height
-        if unique == keys.height:
-            return self.paths
-        deduped = self._directory / "deduplicated.parquet"
-        (
-            pl.scan_parquet(self.paths)
-            .unique(subset=self._primary_key, keep="last", maintain_order=True)
-            .sink_parquet(deduped)
-        )
-        for path in self.paths:
-            path.unlink()
-        self.paths = [deduped]
-        self.rows = unique
         return self.paths
 
     def _flush(self) -> None:
