@@ -1,4 +1,7 @@
-"""The analytics assets through Dagster: definitions, and `dg.materialize` with the real IO manager."""
+"""The analytics assets through Dagster: definitions, direct calls, and `dg.materialize` on a DuckDB file.
+
+The assets build their tables in place; the IO manager in `resources()` fails any step that uses it.
+"""
 
 from datetime import date
 
@@ -6,10 +9,19 @@ import dagster as dg
 import duckdb
 import pytest
 
-from sched_assets.defs.analytics import analytics_assets, raw_key
+from sched_assets.analytics import SELECTS
+from sched_assets.api.specs import ENDPOINTS
+from sched_assets.defs.analytics import (
+    SOURCES,
+    analytics_assets,
+    booking_attendees,
+    booking_utilization_daily,
+)
 from sched_assets.defs.checks import checks
-from sched_assets.storage import DuckDBIOManager, WarehouseResource
-from sched_assets_tests.analytics_helpers import raw_stand_in
+from sched_assets.defs.keys import raw_key
+from sched_assets.storage import WarehouseResource
+from sched_assets_tests.analytics_helpers import raw_stand_in, resources
+from sched_assets_tests.raw_tables import create_raw_tables
 
 ANALYTICS_KEYS = {
     dg.AssetKey(["analytics", name])
@@ -26,10 +38,7 @@ ANALYTICS_KEYS = {
 def materialize(database: str) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [raw_stand_in, *analytics_assets, *checks],
-        resources={
-            "io_manager": DuckDBIOManager(database=database),
-            "warehouse": WarehouseResource(database=database),
-        },
+        resources=resources(database),
         raise_on_error=False,
     )
 
@@ -46,11 +55,12 @@ def test_asset_definitions() -> None:
     assert set(by_key) == ANALYTICS_KEYS
     for key, asset in by_key.items():
         assert asset.group_names_by_key[key] == "analytics"
-        assert asset.specs_by_key[key].kinds == {"duckdb", "polars"}
+        assert asset.specs_by_key[key].kinds == {"duckdb"}
         assert asset.owners_by_key[key] == ["team:data"]
         metadata = asset.specs_by_key[key].metadata
-        assert metadata["write_mode"] == "replace"
+        assert "write_mode" not in metadata  # nothing for an IO manager: the asset writes its own table
         assert metadata["primary_key"]
+        assert metadata["dagster/table_name"] == ".".join(key.path)
         assert "Grain" in (asset.descriptions_by_key[key] or "")
     utilization = by_key[dg.AssetKey(["analytics", "booking_utilization_daily"])]
     assert {dep.asset_key for dep in utilization.specs_by_key[utilization.key].deps} == {
@@ -61,14 +71,30 @@ def test_asset_definitions() -> None:
     ].metadata["primary_key"] == ["schedule_id", "date"]
 
 
+def test_declared_sources_are_exactly_the_raw_tables_the_sql_reads() -> None:
+    """A raw table is read when dropping it makes the SELECT fail to bind."""
+    assert set(SOURCES) == set(SELECTS)
+    with duckdb.connect() as con:
+        create_raw_tables(con)
+        for name, sql in SELECTS.items():
+            read = set()
+            for spec in ENDPOINTS:
+                con.execute("BEGIN")
+                con.execute(f"DROP TABLE raw.{spec.name}")
+                try:
+                    con.execute(sql).fetchall()
+                except duckdb.CatalogException:
+                    read.add(spec.name)
+                finally:
+                    con.execute("ROLLBACK")
+            assert read == set(SOURCES[name]), name
+
+
 def test_definitions_load_together() -> None:
     defs = dg.Definitions(
         assets=[raw_stand_in, *analytics_assets],
         asset_checks=checks,
-        resources={
-            "io_manager": DuckDBIOManager(database="unused.duckdb"),
-            "warehouse": WarehouseResource(database="unused.duckdb"),
-        },
+        resources=resources("unused.duckdb"),
     )
     defs.resolve_all_asset_specs()
     assert len(defs.resolve_asset_graph().asset_check_keys) == sum(len(c.check_keys) for c in checks)
@@ -132,3 +158,52 @@ def test_rematerialize_replaces_rows(database: str) -> None:
         [(rows,)] = con.execute("SELECT count(*) FROM analytics.booking_attendees").fetchall()
         [(stats,)] = con.execute("SELECT count(*) FROM analytics.event_type_stats").fetchall()
     assert (rows, stats) == (2, 2)
+
+
+def test_metadata_matches_what_duckdb_holds(database: str) -> None:
+    result = materialize(database)
+    assert result.success
+    with duckdb.connect(database, read_only=True) as con:
+        for key in ANALYTICS_KEYS:
+            metadata = materialization_metadata(result, key)
+            table = ".".join(key.path)
+            [(rows,)] = con.execute(f"SELECT count(*) FROM {table}").fetchall()
+            described = [(name, type_) for name, type_, *_ in con.execute(f"DESCRIBE {table}").fetchall()]
+            assert metadata["dagster/row_count"].value == rows, table
+            schema = metadata["dagster/column_schema"].value
+            assert isinstance(schema, dg.TableSchema)
+            assert [(column.name, column.type) for column in schema.columns] == described, table
+            assert metadata["dagster/table_name"].value == table
+    attendees = materialization_metadata(result, dg.AssetKey(["analytics", "booking_attendees"]))
+    # Bookings 1, 2 and 4 have attendees; both of booking 4's are absent.
+    assert (attendees["bookings_with_attendees"].value, attendees["absent_attendees"].value) == (3, 2)
+    assert "Europe/Paris" in str(attendees["preview"].value)
+    utilization = materialization_metadata(result, dg.AssetKey(["analytics", "booking_utilization_daily"]))
+    assert utilization["overall_utilization"].value == pytest.approx(120 / 960)
+    assert (utilization["days_over_capacity"].value, utilization["schedules"].value) == (0, 1)
+    windows = materialization_metadata(result, dg.AssetKey(["analytics", "schedule_windows"]))
+    assert "| 10 | 2400 |" in str(windows["preview"].value)
+
+
+def test_direct_call_returns_materialize_result_without_a_value(database: str) -> None:
+    result = booking_utilization_daily(
+        context=dg.build_asset_context(), warehouse=WarehouseResource(database=database)
+    )
+    assert isinstance(result, dg.MaterializeResult)
+    # No output value, so Dagster does not call an IO manager (`materialize()` above proves it too).
+    assert result.value is dg.MaterializeResult().value
+    assert result.metadata["dagster/row_count"].value == 2
+
+
+def test_missing_raw_table_fails_with_a_clear_message_and_keeps_the_table(database: str) -> None:
+    warehouse = WarehouseResource(database=database)
+    booking_attendees(context=dg.build_asset_context(), warehouse=warehouse)
+    with duckdb.connect(database) as con:
+        before = con.execute("SELECT * FROM analytics.booking_attendees").fetchall()
+        con.execute("DROP TABLE raw.bookings")
+    with pytest.raises(dg.Failure) as failure:
+        booking_attendees(context=dg.build_asset_context(), warehouse=warehouse)
+    assert "raw.bookings" in str(failure.value.description)
+    assert "materialize raw/bookings first" in str(failure.value.description)
+    with duckdb.connect(database, read_only=True) as con:
+        assert con.execute("SELECT * FROM analytics.booking_attendees").fetchall() == before

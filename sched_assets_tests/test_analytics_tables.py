@@ -10,8 +10,19 @@ import duckdb
 import polars as pl
 import pytest
 
-from sched_assets import analytics
-from sched_assets.analytics.testing import create_raw_tables, insert_rows
+from sched_assets.analytics import SELECTS
+from sched_assets.analytics.build import build_table
+from sched_assets.analytics.previews import markdown_query
+from sched_assets.analytics.specs import (
+    BOOKING_ATTENDEES,
+    BOOKING_UTILIZATION_DAILY,
+    EVENT_TYPE_STATS,
+    SCHEDULE_OVERRIDES,
+    SCHEDULE_WINDOWS,
+    TABLES,
+)
+from sched_assets_tests.analytics_helpers import build_frame
+from sched_assets_tests.raw_tables import create_raw_tables, insert_rows
 
 WEEKDAYS_MON_FRI = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
 BERLIN = 10  # the profile's default schedule
@@ -104,7 +115,7 @@ def add_event_type(
 
 
 def utilization_rows(con: duckdb.DuckDBPyConnection) -> dict[tuple[int, date], dict[str, Any]]:
-    frame = analytics.booking_utilization_daily(con)
+    frame = build_frame(con, BOOKING_UTILIZATION_DAILY)
     return {(row["schedule_id"], row["date"]): row for row in frame.iter_rows(named=True)}
 
 
@@ -144,7 +155,7 @@ def test_booking_attendees_one_row_per_attendee(con: duckdb.DuckDBPyConnection) 
             booking(3, "2026-05-04T10:00:00Z", attendees=None),
         ],
     )
-    frame = analytics.booking_attendees(con)
+    frame = build_frame(con, BOOKING_ATTENDEES)
     assert frame.columns == [
         "booking_id",
         "attendee_index",
@@ -163,7 +174,7 @@ def test_booking_attendees_one_row_per_attendee(con: duckdb.DuckDBPyConnection) 
 
 
 def test_booking_attendees_empty_table_keeps_schema(con: duckdb.DuckDBPyConnection) -> None:
-    frame = analytics.booking_attendees(con)
+    frame = build_frame(con, BOOKING_ATTENDEES)
     assert frame.is_empty()
     assert frame.schema["booking_id"] == pl.Int64
     assert frame.schema["absent"] == pl.Boolean
@@ -185,7 +196,7 @@ def test_schedule_windows_expands_weekdays_and_collapses_repeats(con: duckdb.Duc
             window(["Someday"], "09:00", "10:00"),  # not a weekday: ignored
         ],
     )
-    frame = analytics.schedule_windows(con)
+    frame = build_frame(con, SCHEDULE_WINDOWS)
     assert frame.columns == ["schedule_id", "weekday", "start_time", "end_time", "minutes"]
     assert frame.rows() == [
         (BERLIN, "Monday", "09:00", "17:00", 480),
@@ -208,7 +219,7 @@ def test_schedule_overrides_count_real_minutes_on_dst_days(con: duckdb.DuckDBPyC
             override("2026-12-31", "10:00", "24:00"),
         ],
     )
-    frame = analytics.schedule_overrides(con)
+    frame = build_frame(con, SCHEDULE_OVERRIDES)
     assert frame.rows() == [
         (BERLIN, date(2026, 3, 29), "01:00", "04:00", 120),
         (BERLIN, date(2026, 10, 25), "01:00", "04:00", 240),
@@ -423,7 +434,7 @@ def test_rows_span_first_to_last_booking_date(con: duckdb.DuckDBPyConnection) ->
         "bookings",
         [booking(1, "2026-06-05T08:00:00Z"), booking(2, "2026-06-09T08:00:00Z", status="cancelled")],
     )
-    frame = analytics.booking_utilization_daily(con)
+    frame = build_frame(con, BOOKING_UTILIZATION_DAILY)
     # Friday, then Monday and Tuesday; the weekend has neither availability nor bookings.
     assert frame.select("schedule_id", "date", "available_minutes", "booked_minutes").rows() == [
         (BERLIN, date(2026, 6, 5), 480, 30),
@@ -438,7 +449,7 @@ def test_schedule_missing_from_raw_schedules_counts_bookings_with_no_availabilit
 ) -> None:
     add_event_type(con, 100, 77)  # schedule 77 is not in raw.schedules
     insert_rows(con, "bookings", [booking(1, "2026-05-04T23:30:00Z")])  # 01:30 next day in Berlin
-    frame = analytics.booking_utilization_daily(con)
+    frame = build_frame(con, BOOKING_UTILIZATION_DAILY)
     assert frame.select("schedule_id", "date", "time_zone", "available_minutes", "utilization").rows() == [
         (77, date(2026, 5, 5), "Europe/Berlin", 0, None)
     ]
@@ -456,7 +467,7 @@ def test_utilization_scales_to_many_bookings(con: duckdb.DuckDBPyConnection) -> 
         FROM range(200000) AS t(i)
         """
     )
-    frame = analytics.booking_utilization_daily(con)
+    frame = build_frame(con, BOOKING_UTILIZATION_DAILY)
     assert frame.height == 2000
     assert frame["booked_minutes"].sum() == 200000 * 30
     assert frame["bookings_accepted"].sum() == 200000
@@ -496,7 +507,7 @@ def test_event_type_stats(con: duckdb.DuckDBPyConnection) -> None:
             booking(8, "2026-05-04T11:00:00Z", event_type_id=None),  # no event type: not counted here
         ],
     )
-    frame = analytics.event_type_stats(con)
+    frame = build_frame(con, EVENT_TYPE_STATS)
     assert frame["event_type_id"].to_list() == [100, 300, 500, 999]
     rows = {row["event_type_id"]: row for row in frame.iter_rows(named=True)}
 
@@ -538,7 +549,92 @@ def test_event_type_stats_without_profile(con: duckdb.DuckDBPyConnection) -> Non
     con.execute("DELETE FROM raw.my_profile")
     add_event_type(con, 300, None)
     insert_rows(con, "bookings", [booking(1, "2026-05-04T10:00:00Z", event_type_id=300)])
-    frame = analytics.event_type_stats(con)
+    frame = build_frame(con, EVENT_TYPE_STATS)
     assert frame.select("event_type_id", "schedule_id", "bookings_total").rows() == [(300, None, 1)]
     # Without any schedule, utilization has nothing to attach the booking to.
-    assert analytics.booking_utilization_daily(con).is_empty()
+    assert build_frame(con, BOOKING_UTILIZATION_DAILY).is_empty()
+
+
+# -- build_table: in place, atomic ---------------------------------------------------------------
+
+
+def table_state(
+    con: duckdb.DuckDBPyConnection, table: str
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Everything a failed build must leave untouched: the column list and every row, in order."""
+    return con.execute(f"DESCRIBE {table}").fetchall(), con.execute(f"SELECT * FROM {table}").fetchall()
+
+
+def test_build_table_reports_what_duckdb_holds(con: duckdb.DuckDBPyConnection) -> None:
+    add_schedule(con, BERLIN, "Europe/Berlin", [window(WEEKDAYS_MON_FRI, "09:00", "17:00")])
+    built = build_table(con, SCHEDULE_WINDOWS, SELECTS[SCHEDULE_WINDOWS.name])
+    assert str(built.table) == "analytics.schedule_windows"
+    assert (
+        built.row_count
+        == con.execute("SELECT count(*) FROM analytics.schedule_windows").fetchall()[0][0]
+        == 5
+    )
+    described = [
+        (name, type_) for name, type_, *_ in con.execute("DESCRIBE analytics.schedule_windows").fetchall()
+    ]
+    assert list(built.columns) == described
+    assert described[0] == ("schedule_id", "BIGINT")
+    assert [name for name, _ in described] == ["schedule_id", "weekday", "start_time", "end_time", "minutes"]
+
+
+def test_every_select_builds_on_empty_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    assert set(SELECTS) == {table.name for table in TABLES}
+    for table in TABLES:
+        built = build_table(con, table, SELECTS[table.name])
+        assert built.columns and built.row_count == 0
+        assert set(table.primary_key) <= {name for name, _ in built.columns}
+
+
+def test_failed_build_keeps_the_previous_table_exactly(con: duckdb.DuckDBPyConnection) -> None:
+    insert_rows(
+        con,
+        "bookings",
+        [booking(1, "2026-05-04T08:00:00Z", attendees=[{"name": "Ann", "absent": False}, {"name": "Bob"}])],
+    )
+    build_table(con, BOOKING_ATTENDEES, SELECTS[BOOKING_ATTENDEES.name])
+    before = table_state(con, "analytics.booking_attendees")
+
+    # An error in the middle of the rows, after DuckDB has started writing the new table.
+    failing = (
+        "SELECT i AS booking_id, CASE WHEN i = 150000 THEN error('boom') ELSE i END AS attendee_index "
+        "FROM range(200000) AS t(i)"
+    )
+    with pytest.raises(duckdb.Error, match="boom"):
+        build_table(con, BOOKING_ATTENDEES, failing)
+    assert table_state(con, "analytics.booking_attendees") == before
+
+    # A raw table that is missing fails to bind; the connection stays usable and the table intact.
+    con.execute("DROP TABLE raw.bookings")
+    with pytest.raises(duckdb.CatalogException, match="bookings"):
+        build_table(con, BOOKING_ATTENDEES, SELECTS[BOOKING_ATTENDEES.name])
+    assert table_state(con, "analytics.booking_attendees") == before
+    assert con.execute("SELECT 1").fetchall() == [(1,)]  # no transaction left open
+
+
+def test_failed_first_build_leaves_no_table(con: duckdb.DuckDBPyConnection) -> None:
+    with pytest.raises(duckdb.Error, match="boom"):
+        build_table(con, EVENT_TYPE_STATS, "SELECT error('boom') AS event_type_id FROM range(10)")
+    [(tables,)] = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'analytics'"
+    ).fetchall()
+    assert tables == 0
+
+
+# -- previews --------------------------------------------------------------------------------------
+
+
+def test_markdown_query_renders_small_results() -> None:
+    with duckdb.connect() as memory:
+        rendered = markdown_query(
+            memory, "SELECT 1 AS id, 'a|b' AS name, DATE '2026-05-04' AS day, 1234.5 :: DOUBLE AS minutes"
+        )
+        assert (
+            rendered
+            == "| id | name | day | minutes |\n|---|---|---|---|\n| 1 | a\\|b | 2026-05-04 | 1,234.5 |"
+        )
+        assert markdown_query(memory, "SELECT 1 AS id WHERE false") == "_no rows_"

@@ -4,9 +4,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from sched_assets.analytics.testing import insert_rows
 from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME
-from sched_assets.defs.analytics import analytics_assets, raw_key
+from sched_assets.defs.analytics import analytics_assets
 from sched_assets.defs.checks import (
     PRIMARY_KEY_CHECK,
     analytics_checks,
@@ -14,13 +13,15 @@ from sched_assets.defs.checks import (
     checks,
     primary_key_results,
     raw_checks,
+    raw_keyed_table,
     raw_primary_key_checks,
     utilization_at_most_100_percent,
     utilization_minutes_non_negative,
 )
-from sched_assets.frames.columns import snake_case
-from sched_assets.storage import DuckDBIOManager, WarehouseResource
-from sched_assets_tests.analytics_helpers import raw_stand_in
+from sched_assets.defs.keys import raw_key
+from sched_assets.storage import WarehouseResource
+from sched_assets_tests.analytics_helpers import raw_stand_in, resources
+from sched_assets_tests.raw_tables import insert_rows
 
 
 def sql(database: str, statement: str) -> None:
@@ -36,9 +37,8 @@ def run_check(check: dg.AssetChecksDefinition, database: str) -> dg.AssetCheckRe
 
 def run_raw_pk_check(name: str, database: str) -> dg.AssetCheckResult:
     """What the `raw_primary_keys` multi-check yields for raw.<name>."""
-    spec = ENDPOINTS_BY_NAME[name]
     check_key = dg.AssetCheckKey(raw_key(name), PRIMARY_KEY_CHECK)
-    table = (f"raw.{name}", [snake_case(field) for field in spec.primary_key])
+    table = raw_keyed_table(ENDPOINTS_BY_NAME[name])
     [result] = primary_key_results(WarehouseResource(database=database), {check_key: table})
     assert result.asset_key == raw_key(name) and result.check_name == PRIMARY_KEY_CHECK
     return result
@@ -64,6 +64,8 @@ def test_check_names_and_blocking() -> None:
     assert dg.AssetCheckKey(utilization, "utilization_at_most_100_percent") in analytics_keys
     assert {key.asset_key for key in analytics_keys} == {asset.key for asset in analytics_assets}
     assert len(checks) == len(raw_checks) + len(analytics_checks)
+    # 6 raw key checks + bookings_event_type_known, 5 analytics key checks + 2 utilization checks.
+    assert sum(len(check.check_keys) for check in checks) == 14
 
 
 def analytics_key_by_name(name: str) -> dg.AssetKey:
@@ -120,10 +122,7 @@ def test_blocking_primary_key_check_stops_downstream_assets(database: str) -> No
     sql(database, "INSERT INTO raw.event_types (id, title) VALUES (100, 'duplicate')")
     result = dg.materialize(
         [raw_stand_in, *analytics_assets, *checks],
-        resources={
-            "io_manager": DuckDBIOManager(database=database),
-            "warehouse": WarehouseResource(database=database),
-        },
+        resources=resources(database),
         raise_on_error=False,
     )
     assert not result.success
@@ -202,10 +201,7 @@ def test_over_100_percent_warns_and_lists_days(database: str) -> None:
         con.execute("UPDATE raw.bookings SET duration = 600 WHERE id = 1")
     result = dg.materialize(
         [raw_stand_in, *analytics_assets, *checks],
-        resources={
-            "io_manager": DuckDBIOManager(database=database),
-            "warehouse": WarehouseResource(database=database),
-        },
+        resources=resources(database),
         raise_on_error=False,
     )
     assert result.success  # warnings do not fail the run

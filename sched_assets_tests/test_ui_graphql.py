@@ -11,11 +11,8 @@ previews. The server and every process it started are stopped at the end, also w
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,11 +27,12 @@ import pytest
 
 from sched_assets import analytics as analytics_sql
 from sched_assets.analytics.specs import TABLES
-from sched_assets.analytics.testing import create_raw_tables
 from sched_assets.api.specs import ENDPOINTS
 from sched_assets.defs.analytics import analytics_assets
 from sched_assets.defs.checks import checks as check_definitions
 from sched_assets.defs.jobs import daily_sync, weekly_full_refresh
+from sched_assets_tests.processes import free_port, start_group, stop_group
+from sched_assets_tests.raw_tables import create_raw_tables
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -56,7 +54,7 @@ ANALYTICS_ASSETS = [
     "event_type_stats",
 ]
 ALL_KEYS = [("raw", name) for name in RAW_ASSETS] + [("analytics", name) for name in ANALYTICS_ASSETS]
-KINDS = {"raw": {"api", "duckdb"}, "analytics": {"duckdb", "polars"}}
+KINDS = {"raw": {"api", "duckdb"}, "analytics": {"duckdb"}}
 DEMO_BOOKINGS = 2000  # SchedApiResource.demo_bookings default
 
 
@@ -93,19 +91,6 @@ class DagsterDev:
         body = response.json()
         assert not body.get("errors"), f"GraphQL errors: {body['errors']}"
         return body["data"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _reset_signals() -> None:
-    # A runner that starts pytest in the background leaves SIGINT/SIGTERM ignored, and ignored signals
-    # survive exec: dagster dev would then ignore its Ctrl-C. Restore the defaults in the child.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 WORKSPACE_QUERY = """
@@ -191,13 +176,8 @@ def _stop(server: DagsterDev) -> list[psutil.Process]:
     process = server.process
     pgid = process.pid  # start_new_session: the leader's pid is the group id
     server.remember_processes()
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # dagster dev maps SIGTERM to its Ctrl-C shutdown
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=SHUTDOWN_GRACE)
-    with contextlib.suppress(ProcessLookupError):  # raised when the whole group is gone already
-        os.killpg(pgid, signal.SIGKILL)
-    process.wait(timeout=30)
+    # dagster dev maps SIGTERM to its Ctrl-C shutdown; then SIGKILL to whatever is left of the group.
+    stop_group(process, SHUTDOWN_GRACE, terminate="leader")
     # Descendants that left the group (none do today) are killed one by one, by pid.
     for child in server.seen.values():
         if _alive(child):
@@ -224,9 +204,9 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHED_") and k != "DAGSTER_HOME"}
     env.update(DAGSTER_HOME=str(home), SCHED_DUCKDB_PATH=str(database), PYTHONUNBUFFERED="1")
-    port = _free_port()
+    port = free_port()
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
+        process = start_group(
             [
                 sys.executable,
                 "-m",
@@ -244,8 +224,9 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # own session and process group: one killpg stops everything
-            preexec_fn=_reset_signals,
+            # A runner that starts pytest in the background leaves SIGINT/SIGTERM ignored, and ignored
+            # signals survive exec: dagster dev would then ignore its Ctrl-C. Restore the defaults.
+            default_signals=True,
         )
     server = DagsterDev(process, port, log_path, database)
     try:
@@ -520,7 +501,8 @@ def test_lineage_edges_are_exactly_the_raw_tables_each_analytics_asset_reads(
         # 1. the UI draws the edges that `deps=` in defs/analytics.py declares ...
         assert shown == declared[key], f"{name}: UI shows {sorted(shown)}, code declares {declared[key]}"
         # 2. ... which are exactly the tables the SQL reads ...
-        read = {("raw", table) for table in _tables_read(getattr(analytics_sql, name))}
+        select = analytics_sql.SELECTS[name]
+        read = {("raw", table) for table in _tables_read(lambda con, sql=select: con.execute(sql).fetchall())}
         assert shown == read, f"{name}: lineage {sorted(shown)} but the SQL reads {sorted(read)}"
         # 3. ... and the tables the description names as its sources.
         sources_paragraph = re.search(

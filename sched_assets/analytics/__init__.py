@@ -1,18 +1,36 @@
-"""Derived tables (schema `analytics`) computed in DuckDB from the raw tables.
+"""Derived tables (schema `analytics`) computed in DuckDB from the raw tables. No Dagster here.
 
-Every function takes an open DuckDB connection whose database holds the `raw` schema and returns the
-table as a Polars frame; the SQL runs inside DuckDB, so only result rows reach Python. No Dagster here.
+Each table is one SELECT over the `raw` schema (`SELECTS`, by table name); `build.build_table` runs it
+as `CREATE OR REPLACE TABLE analytics.<name> AS ...` in one transaction, so no row of a derived table
+passes through Python. `previews` renders small SQL results for asset metadata.
 """
 
-from sched_assets.analytics.attendees import booking_attendees
-from sched_assets.analytics.event_types import event_type_stats
-from sched_assets.analytics.schedules import schedule_overrides, schedule_windows
-from sched_assets.analytics.utilization import booking_utilization_daily
+from sched_assets.analytics.attendees import BOOKING_ATTENDEES_SQL
+from sched_assets.analytics.event_types import EVENT_TYPE_STATS_SQL
+from sched_assets.analytics.schedules import SCHEDULE_OVERRIDES_SQL, SCHEDULE_WINDOWS_SQL
+from sched_assets.analytics.specs import (
+    BOOKING_ATTENDEES,
+    BOOKING_UTILIZATION_DAILY,
+    EVENT_TYPE_STATS,
+    SCHEDULE_OVERRIDES,
+    SCHEDULE_WINDOWS,
+)
+from sched_assets.analytics.utilization import BOOKING_UTILIZATION_DAILY_SQL
+
+# The SELECT of every derived table, by table name (the keys are exactly `specs.TABLES`).
+SELECTS: dict[str, str] = {
+    BOOKING_ATTENDEES.name: BOOKING_ATTENDEES_SQL,
+    SCHEDULE_WINDOWS.name: SCHEDULE_WINDOWS_SQL,
+    SCHEDULE_OVERRIDES.name: SCHEDULE_OVERRIDES_SQL,
+    BOOKING_UTILIZATION_DAILY.name: BOOKING_UTILIZATION_DAILY_SQL,
+    EVENT_TYPE_STATS.name: EVENT_TYPE_STATS_SQL,
+}
 
 __all__ = [
-    "booking_attendees",
-    "booking_utilization_daily",
-    "event_type_stats",
-    "schedule_overrides",
-    "schedule_windows",
+    "BOOKING_ATTENDEES_SQL",
+    "BOOKING_UTILIZATION_DAILY_SQL",
+    "EVENT_TYPE_STATS_SQL",
+    "SCHEDULE_OVERRIDES_SQL",
+    "SCHEDULE_WINDOWS_SQL",
+    "SELECTS",
 ]

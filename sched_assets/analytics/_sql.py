@@ -1,16 +1,14 @@
 """SQL building blocks shared by the derived tables.
 
-Each constant is one named common table expression (`name AS (...)`) over the `raw` schema; `query()`
-joins the ones a table needs into a single statement, so DuckDB plans everything at once and only the
-final rows ever reach Python.
+Each constant is one named common table expression (`name AS (...)`) over the `raw` schema;
+`with_ctes()` joins the ones a table needs into a single SELECT, so DuckDB plans everything at once.
+The SELECTs are only text: `analytics.build` runs them as `CREATE OR REPLACE TABLE ... AS`, so no
+row of a derived table passes through Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import duckdb
-import polars as pl
 
 WEEKDAYS: tuple[str, ...] = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -28,10 +26,9 @@ CANCELLED = "('cancelled', 'rejected')"
 PENDING = "('pending', 'awaiting_host')"
 
 
-def query(con: duckdb.DuckDBPyConnection, ctes: Sequence[str], select: str) -> pl.DataFrame:
-    """Run `WITH <ctes> <select>` and return the result as a Polars frame."""
-    text = "WITH " + ",".join(ctes) + "\n" + select if ctes else select
-    return con.sql(text).pl()
+def with_ctes(ctes: Sequence[str], select: str) -> str:
+    """The statement `WITH <ctes> <select>` (just `select` without CTEs)."""
+    return "WITH " + ",".join(ctes) + "\n" + select if ctes else select
 
 
 def minute_of_day(text: str) -> str:

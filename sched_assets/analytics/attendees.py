@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import duckdb
-import polars as pl
+from sched_assets.analytics._sql import ATTENDEES_SHAPE
 
-from sched_assets.analytics._sql import ATTENDEES_SHAPE, query
-
-_SELECT = f"""
+# One row per attendee: `booking_id, attendee_index, name, email, time_zone, language, absent, seat_uid,
+# phone_number`. Bookings without attendees have no rows.
+BOOKING_ATTENDEES_SQL = f"""
 SELECT
     booking_id,
     CAST(attendee_index AS BIGINT) AS attendee_index,
@@ -32,9 +31,3 @@ FROM (
 )
 ORDER BY booking_id, attendee_index
 """
-
-
-def booking_attendees(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """One row per attendee: `booking_id, attendee_index, name, email, time_zone, language, absent,
-    seat_uid, phone_number`. Bookings without attendees have no rows."""
-    return query(con, (), _SELECT)

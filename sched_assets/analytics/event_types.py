@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
-import polars as pl
-
 from sched_assets.analytics._sql import (
     ACCEPTED,
     BOOKING_FACTS,
@@ -12,7 +9,7 @@ from sched_assets.analytics._sql import (
     EVENT_TYPE_FACTS,
     PENDING,
     PROFILE,
-    query,
+    with_ctes,
 )
 
 _CTES: tuple[str, ...] = (
@@ -73,7 +70,5 @@ WHERE k.event_type_id IS NOT NULL
 ORDER BY k.event_type_id
 """
 
-
-def event_type_stats(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """One row per event type id: totals by status, rates, lead time, rating and booked minutes."""
-    return query(con, _CTES, _SELECT)
+# One row per event type id: totals by status, rates, lead time, rating and booked minutes.
+EVENT_TYPE_STATS_SQL = with_ctes(_CTES, _SELECT)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
-import polars as pl
-
 from sched_assets.analytics._sql import (
     KNOWN_ZONES,
     OVERRIDE_ROWS,
@@ -14,28 +11,39 @@ from sched_assets.analytics._sql import (
     WEEKDAYS,
     WINDOW_ROWS,
     elapsed_minutes,
-    query,
+    with_ctes,
 )
 
 _WEEKDAY_ORDER = "list_position(" + repr(list(WEEKDAYS)) + ", weekday)"
 
-# Weekly windows have no date, so their minutes are nominal wall-clock minutes (a DST day is handled
-# in booking_utilization_daily, where the date is known). Repeated windows collapse into one row.
-_WINDOWS_SELECT = f"""
-SELECT DISTINCT
-    schedule_id,
-    weekday,
-    start_time,
-    end_time,
-    CAST(greatest(end_minute - start_minute, 0) AS BIGINT) AS minutes,
-    {_WEEKDAY_ORDER} AS weekday_order
-FROM window_rows
-WHERE schedule_id IS NOT NULL
+# One row per weekly availability window and weekday: `schedule_id, weekday, start_time, end_time,
+# minutes`. Weekly windows have no date, so their minutes are nominal wall-clock minutes (a DST day is
+# handled in booking_utilization_daily, where the date is known). Repeated windows collapse into one
+# row. The outer SELECT sorts Monday..Sunday and leaves the sort key out of the table.
+SCHEDULE_WINDOWS_SQL = with_ctes(
+    (WINDOW_ROWS,),
+    f"""
+SELECT schedule_id, weekday, start_time, end_time, minutes
+FROM (
+    SELECT DISTINCT
+        schedule_id,
+        weekday,
+        start_time,
+        end_time,
+        CAST(greatest(end_minute - start_minute, 0) AS BIGINT) AS minutes,
+        {_WEEKDAY_ORDER} AS weekday_order
+    FROM window_rows
+    WHERE schedule_id IS NOT NULL
+)
 ORDER BY schedule_id, weekday_order, start_time, end_time
-"""
+""",
+)
 
-# Overrides have a date, so their minutes are the real elapsed time on that date in the schedule's zone.
-_OVERRIDES_SELECT = f"""
+# One row per date-override window: `schedule_id, date, start_time, end_time, minutes`. Overrides have
+# a date, so their minutes are the real elapsed time on that date in the schedule's zone.
+SCHEDULE_OVERRIDES_SQL = with_ctes(
+    (PROFILE, KNOWN_ZONES, PROFILE_ZONE, SCHEDULE_ZONES, OVERRIDE_ROWS),
+    f"""
 SELECT DISTINCT
     schedule_id,
     date,
@@ -47,15 +55,5 @@ SELECT DISTINCT
 FROM override_rows
 WHERE schedule_id IS NOT NULL
 ORDER BY schedule_id, date, start_time, end_time
-"""
-
-
-def schedule_windows(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """One row per weekly availability window and weekday:
-    `schedule_id, weekday, start_time, end_time, minutes`."""
-    return query(con, (WINDOW_ROWS,), _WINDOWS_SELECT).drop("weekday_order")
-
-
-def schedule_overrides(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """One row per date-override window: `schedule_id, date, start_time, end_time, minutes`."""
-    return query(con, (PROFILE, KNOWN_ZONES, PROFILE_ZONE, SCHEDULE_ZONES, OVERRIDE_ROWS), _OVERRIDES_SELECT)
+""",
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA = "analytics"
+from sched_assets.storage.naming import ANALYTICS_SCHEMA, TableName
 
 
 @dataclass(frozen=True)
@@ -16,8 +16,12 @@ class TableSpec:
     grain: str
 
     @property
+    def table_name(self) -> TableName:
+        return TableName(ANALYTICS_SCHEMA, self.name)
+
+    @property
     def qualified_name(self) -> str:
-        return f"{SCHEMA}.{self.name}"
+        return str(self.table_name)
 
 
 BOOKING_ATTENDEES = TableSpec(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
-import polars as pl
-
 from sched_assets.analytics._sql import (
     ACCEPTED,
     BOOKING_FACTS,
@@ -19,7 +16,7 @@ from sched_assets.analytics._sql import (
     WINDOW_ROWS,
     elapsed_minutes,
     merged_intervals,
-    query,
+    with_ctes,
 )
 
 _CTES: tuple[str, ...] = (
@@ -119,8 +116,6 @@ WHERE coalesce(a.available_minutes, 0) > 0 OR coalesce(t.bookings_total, 0) > 0
 ORDER BY c.schedule_id, c.date
 """
 
-
-def booking_utilization_daily(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """One row per `(schedule_id, date)`: available, booked and buffer minutes, utilization and
-    booking counts by status. See README_TABLES.md for every formula."""
-    return query(con, _CTES, _SELECT)
+# One row per `(schedule_id, date)`: available, booked and buffer minutes, utilization and booking
+# counts by status (every formula is in the asset's docstring, defs/analytics.py).
+BOOKING_UTILIZATION_DAILY_SQL = with_ctes(_CTES, _SELECT)

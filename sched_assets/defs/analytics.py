@@ -1,72 +1,119 @@
-"""Derived assets (schema `analytics`): one asset per table, computed in DuckDB from the raw tables.
+"""Derived assets (schema `analytics`): one asset per table, built in place inside DuckDB.
 
-The SQL lives in `sched_assets.analytics` (no Dagster there); each asset opens the warehouse read-only,
-builds its frame, closes the connection (it holds the cross-process lock) and returns the frame for
-the DuckDB IO manager to write to `analytics.<name>` (replace mode, keyed as in `analytics.specs`).
+The SQL lives in `sched_assets.analytics` (no Dagster there). Each asset takes the warehouse's write
+connection (which holds the cross-process lock), replaces `analytics.<name>` with
+`CREATE OR REPLACE TABLE ... AS SELECT` in one transaction, and reports row count, column schema and a
+preview, all computed by SQL. No row passes through Python, and no IO manager is involved: the assets
+return a `MaterializeResult` without a value.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 
 import dagster as dg
 import duckdb
-import polars as pl
 
-from sched_assets import analytics as tables
-from sched_assets.analytics import previews
+from sched_assets.analytics import SELECTS, previews
+from sched_assets.analytics.build import BuiltTable, build_table
 from sched_assets.analytics.specs import (
     BOOKING_ATTENDEES,
     BOOKING_UTILIZATION_DAILY,
     EVENT_TYPE_STATS,
     SCHEDULE_OVERRIDES,
     SCHEDULE_WINDOWS,
-    SCHEMA,
     TableSpec,
 )
-from sched_assets.storage import WarehouseResource
+from sched_assets.defs.keys import analytics_key, raw_key, raw_table
+from sched_assets.storage.catalog import table_columns
+from sched_assets.storage.naming import TableName
+from sched_assets.storage.resource import WarehouseResource
 
 GROUP = "analytics"
 OWNERS = ["team:data"]
-RAW_SCHEMA = "raw"
 
-
-def raw_key(name: str) -> dg.AssetKey:
-    """Key of the raw source asset for one API resource (`raw/<name>`)."""
-    return dg.AssetKey([RAW_SCHEMA, name])
-
-
-def analytics_key(table: TableSpec) -> dg.AssetKey:
-    """Key of a derived asset (`analytics/<name>`), which the IO manager maps to `analytics.<name>`."""
-    return dg.AssetKey([SCHEMA, table.name])
+# The raw tables (API resource names) each derived table reads: its lineage, and what must exist first.
+SOURCES: dict[str, tuple[str, ...]] = {
+    BOOKING_ATTENDEES.name: ("bookings",),
+    SCHEDULE_WINDOWS.name: ("schedules",),
+    SCHEDULE_OVERRIDES.name: ("schedules", "my_profile"),
+    BOOKING_UTILIZATION_DAILY.name: ("bookings", "event_types", "schedules", "my_profile"),
+    EVENT_TYPE_STATS.name: ("bookings", "event_types", "my_profile"),
+}
 
 
 def _analytics_asset(
-    table: TableSpec, sources: Sequence[str]
-) -> Callable[[Callable[..., pl.DataFrame]], dg.AssetsDefinition]:
-    """`@dg.asset` with what every derived table shares: key, group, kinds, lineage and write settings."""
+    table: TableSpec,
+) -> Callable[[Callable[..., dg.MaterializeResult]], dg.AssetsDefinition]:
+    """`@dg.asset` with what every derived table shares: key, group, kinds, owners and lineage."""
     return dg.asset(
-        key=analytics_key(table),
+        key=analytics_key(table.name),
         group_name=GROUP,
-        kinds={"duckdb", "polars"},
+        kinds={"duckdb"},
         owners=OWNERS,
-        deps=[raw_key(name) for name in sources],
-        metadata={
-            "write_mode": "replace",
-            "primary_key": list(table.primary_key),
-            "dagster/table_name": table.qualified_name,
-        },
+        deps=[raw_key(name) for name in SOURCES[table.name]],
+        metadata={"primary_key": list(table.primary_key), "dagster/table_name": table.qualified_name},
     )
 
 
 def _build(
-    warehouse: WarehouseResource, build: Callable[[duckdb.DuckDBPyConnection], pl.DataFrame]
-) -> pl.DataFrame:
-    # Leave the `with` before returning: the IO manager needs the write lock this read lock blocks.
-    with warehouse.get_warehouse().connect(read_only=True) as con:
-        return build(con)
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    con: duckdb.DuckDBPyConnection,
+    table: TableSpec,
+) -> BuiltTable:
+    """Check the raw tables `table` reads exist, then build it (see `analytics.build`)."""
+    for name in SOURCES[table.name]:
+        if table_columns(con, TableName.parse(raw_table(name))) is None:
+            # Without this, DuckDB's bind error names the table but not what to do about it.
+            raise dg.Failure(
+                description=(
+                    f"{table.qualified_name} reads {raw_table(name)}, which does not exist in "
+                    f"{warehouse.database}: materialize {raw_key(name).to_user_string()} first"
+                )
+            )
+    built = build_table(con, table, SELECTS[table.name])
+    context.log.info(f"built {built.table}: {built.row_count} rows in {built.seconds:.2f}s")
+    return built
 
 
-@_analytics_asset(BOOKING_ATTENDEES, ["bookings"])
-def booking_attendees(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
+def _result(built: BuiltTable, extra: Mapping[str, object]) -> dg.MaterializeResult:
+    """Dagster's standard table metadata, from DuckDB's catalog, plus the asset's own numbers."""
+    schema = dg.TableSchema(columns=[dg.TableColumn(name=name, type=type_) for name, type_ in built.columns])
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(built.row_count),
+            "dagster/column_schema": dg.MetadataValue.table_schema(schema),
+            "dagster/table_name": dg.MetadataValue.text(str(built.table)),
+            "build_seconds": dg.MetadataValue.float(round(built.seconds, 3)),
+            **extra,
+        }
+    )
+
+
+def _one_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
+    """The single row of an aggregate query."""
+    [row] = con.execute(sql).fetchall()
+    return row
+
+
+def _schedule_table(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    table: TableSpec,
+    preview_sql: str,
+    title: str,
+) -> dg.MaterializeResult:
+    """Build a per-schedule table; report how many schedules it covers and a preview (`{table}` in the SQL)."""
+    with warehouse.get_connection() as con:
+        built = _build(context, warehouse, con, table)
+        [schedules] = _one_row(con, f"SELECT count(DISTINCT schedule_id) FROM {built.table.sql}")
+        preview = previews.head(con, preview_sql.format(table=built.table.sql), title)
+    return _result(built, {"preview": dg.MetadataValue.md(preview), "schedules": schedules})
+
+
+@_analytics_asset(BOOKING_ATTENDEES)
+def booking_attendees(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Attendees of every booking, unnested from `raw.bookings.attendees`.
 
     **Grain:** one row per attendee of a booking. **Key:** `(booking_id, attendee_index)`.
@@ -78,19 +125,25 @@ def booking_attendees(context: dg.AssetExecutionContext, warehouse: WarehouseRes
       `name, email, timeZone, language, absent, seatUid, phoneNumber` (NULL when absent from the JSON).
     - Bookings without attendees have no rows.
     """
-    frame = _build(warehouse, tables.booking_attendees)
-    context.add_output_metadata(
+    with warehouse.get_connection() as con:
+        built = _build(context, warehouse, con, BOOKING_ATTENDEES)
+        bookings, absent = _one_row(
+            con,
+            f"SELECT count(DISTINCT booking_id), count(*) FILTER (WHERE absent) FROM {built.table.sql}",
+        )
+        preview = previews.top_values(con, built.table, "time_zone", "Attendees by time zone")
+    return _result(
+        built,
         {
-            "preview": dg.MetadataValue.md(previews.top_values(frame, "time_zone", "Attendees by time zone")),
-            "bookings_with_attendees": frame["booking_id"].n_unique(),
-            "absent_attendees": int(frame["absent"].sum()),
-        }
+            "preview": dg.MetadataValue.md(preview),
+            "bookings_with_attendees": bookings,
+            "absent_attendees": absent,
+        },
     )
-    return frame
 
 
-@_analytics_asset(SCHEDULE_WINDOWS, ["schedules"])
-def schedule_windows(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
+@_analytics_asset(SCHEDULE_WINDOWS)
+def schedule_windows(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Weekly availability windows of every schedule, unnested from `raw.schedules.availability`.
 
     **Grain:** one row per availability window and weekday. **Key:** `(schedule_id, weekday,
@@ -104,21 +157,19 @@ def schedule_windows(context: dg.AssetExecutionContext, warehouse: WarehouseReso
       after a later start) means midnight; 0 when the end is not after the start. DST is applied per
       date in `booking_utilization_daily`, not here (a weekly window has no date).
     """
-    frame = _build(warehouse, tables.schedule_windows)
-    weekly = frame.group_by("schedule_id").agg(pl.col("minutes").sum().alias("weekly_minutes"))
-    context.add_output_metadata(
-        {
-            "preview": dg.MetadataValue.md(
-                previews.head(weekly.sort("schedule_id"), "Nominal weekly minutes per schedule")
-            ),
-            "schedules": frame["schedule_id"].n_unique(),
-        }
+    return _schedule_table(
+        context,
+        warehouse,
+        SCHEDULE_WINDOWS,
+        "SELECT schedule_id, sum(minutes) AS weekly_minutes FROM {table} GROUP BY schedule_id ORDER BY schedule_id",
+        "Nominal weekly minutes per schedule",
     )
-    return frame
 
 
-@_analytics_asset(SCHEDULE_OVERRIDES, ["schedules", "my_profile"])
-def schedule_overrides(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
+@_analytics_asset(SCHEDULE_OVERRIDES)
+def schedule_overrides(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Date overrides of every schedule, unnested from `raw.schedules.overrides`.
 
     **Grain:** one row per override window. **Key:** `(schedule_id, date, start_time, end_time)`.
@@ -130,22 +181,19 @@ def schedule_overrides(context: dg.AssetExecutionContext, warehouse: WarehouseRe
       zone (so DST days count the hour they lose or gain); 0 for an empty window such as
       `00:00-00:00`, which Cal.com uses for "unavailable all day".
     """
-    frame = _build(warehouse, tables.schedule_overrides)
-    context.add_output_metadata(
-        {
-            "preview": dg.MetadataValue.md(
-                previews.head(frame.sort("date", descending=True), "Latest overrides")
-            ),
-            "schedules": frame["schedule_id"].n_unique(),
-        }
+    return _schedule_table(
+        context,
+        warehouse,
+        SCHEDULE_OVERRIDES,
+        "SELECT * FROM {table} ORDER BY date DESC, schedule_id, start_time, end_time",
+        "Latest overrides",
     )
-    return frame
 
 
-@_analytics_asset(BOOKING_UTILIZATION_DAILY, ["bookings", "event_types", "schedules", "my_profile"])
+@_analytics_asset(BOOKING_UTILIZATION_DAILY)
 def booking_utilization_daily(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> pl.DataFrame:
+) -> dg.MaterializeResult:
     """Booked versus available time per schedule and local day.
 
     **Grain:** one row per `(schedule_id, date)`. **Key:** `(schedule_id, date)`.
@@ -170,21 +218,26 @@ def booking_utilization_daily(
     - Rows: every date from the schedule's first to last booking date with `available_minutes > 0`
       or any booking.
     """
-    frame = _build(warehouse, tables.booking_utilization_daily)
-    available = int(frame["available_minutes"].sum())
-    metadata: dict[str, object] = {
-        "preview": dg.MetadataValue.md(previews.busiest_days(frame)),
-        "days_over_capacity": frame.filter(pl.col("utilization") > 1).height,
-        "schedules": frame["schedule_id"].n_unique(),
+    with warehouse.get_connection() as con:
+        built = _build(context, warehouse, con, BOOKING_UTILIZATION_DAILY)
+        over, schedules, overall = _one_row(
+            con,
+            "SELECT count(*) FILTER (WHERE utilization > 1), count(DISTINCT schedule_id), "
+            f"sum(booked_minutes) / nullif(sum(available_minutes), 0) FROM {built.table.sql}",
+        )
+        preview = previews.busiest_days(con, built.table)
+    extra: dict[str, object] = {
+        "preview": dg.MetadataValue.md(preview),
+        "days_over_capacity": over,
+        "schedules": schedules,
     }
-    if available:
-        metadata["overall_utilization"] = int(frame["booked_minutes"].sum()) / available
-    context.add_output_metadata(metadata)
-    return frame
+    if overall is not None:  # no availability at all: a ratio would be meaningless
+        extra["overall_utilization"] = overall
+    return _result(built, extra)
 
 
-@_analytics_asset(EVENT_TYPE_STATS, ["bookings", "event_types", "my_profile"])
-def event_type_stats(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
+@_analytics_asset(EVENT_TYPE_STATS)
+def event_type_stats(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Booking outcomes per event type.
 
     **Grain:** one row per event type. **Key:** `event_type_id`.
@@ -202,14 +255,11 @@ def event_type_stats(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     - `avg_lead_time_hours`: mean of `start - created_at` in hours over all its bookings.
     - `avg_rating`: mean of non-null `rating`. `booked_minutes`: Σ `duration` of accepted bookings.
     """
-    frame = _build(warehouse, tables.event_type_stats)
-    context.add_output_metadata(
-        {
-            "preview": dg.MetadataValue.md(previews.most_cancelled(frame)),
-            "unknown_event_types": frame.filter(~pl.col("is_known")).height,
-        }
-    )
-    return frame
+    with warehouse.get_connection() as con:
+        built = _build(context, warehouse, con, EVENT_TYPE_STATS)
+        [unknown] = _one_row(con, f"SELECT count(*) FILTER (WHERE NOT is_known) FROM {built.table.sql}")
+        preview = previews.most_cancelled(con, built.table)
+    return _result(built, {"preview": dg.MetadataValue.md(preview), "unknown_event_types": unknown})
 
 
 analytics_assets: list[dg.AssetsDefinition] = [

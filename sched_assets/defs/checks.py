@@ -6,88 +6,71 @@
 - Every analytics table: primary key unique and not null.
 - `analytics/booking_utilization_daily`: minutes never negative (error); days booked over 100% (warning).
 
-Checks only fetch counts and a few example rows, never whole tables.
+Checks open the warehouse read-only and only fetch counts and a few example rows, never whole tables.
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import dagster as dg
 import duckdb
-import polars as pl
 
-from sched_assets.analytics.previews import markdown_table
+from sched_assets.analytics.previews import markdown_query
 from sched_assets.analytics.specs import BOOKING_UTILIZATION_DAILY, TABLES
 from sched_assets.api.specs import ENDPOINTS, EndpointSpec
-from sched_assets.defs.analytics import analytics_key, raw_key
-from sched_assets.frames.columns import snake_case
-from sched_assets.storage import WarehouseResource
+from sched_assets.defs.keys import analytics_key, raw_key, raw_table
+from sched_assets.frames.columns import key_columns
+from sched_assets.storage.catalog import table_columns
+from sched_assets.storage.naming import TableName, quote_ident
+from sched_assets.storage.resource import WarehouseResource
 
 EXAMPLES = 10
 PRIMARY_KEY_CHECK = "primary_key_unique_not_null"
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+@dataclass(frozen=True)
+class KeyedTable:
+    """A table and the columns that must identify its rows."""
+
+    table: TableName
+    key: tuple[str, ...]
+
+    @property
+    def description(self) -> str:
+        return f"Primary key ({', '.join(self.key)}) of {self.table} is unique and never null."
 
 
-def _table_sql(table: str) -> str:
-    schema, name = table.split(".", 1)
-    return f"{_ident(schema)}.{_ident(name)}"
+def _raw(name: str) -> TableName:
+    return TableName.parse(raw_table(name))
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".", 1)
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, name],
-    ).fetchall()
-    return found[0][0] > 0
-
-
-def _plain_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """The table's columns in order, without JSON ones."""
-    schema, name = table.split(".", 1)
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-        "AND data_type <> 'JSON' ORDER BY ordinal_position",
-        [schema, name],
-    ).fetchall()
-    return [row[0] for row in rows]
-
-
-def _missing_table(table: str, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+def _missing_table(table: TableName, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=False,
         severity=severity,
         description=f"table {table} does not exist; materialize its asset first",
-        metadata={"table": table},
+        metadata={"table": str(table)},
     )
-
-
-def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
-    return con.sql(sql).pl()
 
 
 def _run(
     warehouse: WarehouseResource,
-    tables: Sequence[str],
+    tables: Sequence[TableName],
     severity: dg.AssetCheckSeverity,
     evaluate: Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult],
 ) -> dg.AssetCheckResult:
     """Open the warehouse read-only, fail cleanly if a table is missing, else evaluate."""
-    with warehouse.get_warehouse().connect(read_only=True) as con:
+    with warehouse.get_connection(read_only=True) as con:
         for table in tables:
-            if not _table_exists(con, table):
+            if table_columns(con, table) is None:
                 return _missing_table(table, severity)
         return evaluate(con)
 
 
-def _primary_key_result(
-    con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str]
-) -> dg.AssetCheckResult:
-    source = _table_sql(table)
-    columns = ", ".join(_ident(c) for c in key)
-    any_null = " OR ".join(f"{_ident(c)} IS NULL" for c in key)
+def _primary_key_result(con: duckdb.DuckDBPyConnection, keyed: KeyedTable) -> dg.AssetCheckResult:
+    source, key = keyed.table.sql, keyed.key
+    columns = ", ".join(quote_ident(c) for c in key)
+    any_null = " OR ".join(f"{quote_ident(c)} IS NULL" for c in key)
     duplicates = (
         f"SELECT {columns}, count(*) AS row_count FROM {source} "
         f"WHERE NOT ({any_null}) GROUP BY {columns} HAVING count(*) > 1"
@@ -99,7 +82,7 @@ def _primary_key_result(
         f"SELECT count(*), coalesce(sum(row_count), 0) FROM ({duplicates})"
     ).fetchall()
     metadata: dict[str, object] = {
-        "table": table,
+        "table": str(keyed.table),
         "primary_key": ", ".join(key),
         "rows": rows,
         "null_key_rows": null_rows,
@@ -108,16 +91,18 @@ def _primary_key_result(
     }
     problems = []
     if duplicate_keys:
-        examples = _frame(con, f"{duplicates} ORDER BY row_count DESC, {columns} LIMIT {EXAMPLES}")
-        metadata["duplicate_examples"] = dg.MetadataValue.md(markdown_table(examples))
+        examples = markdown_query(con, f"{duplicates} ORDER BY row_count DESC, {columns} LIMIT {EXAMPLES}")
+        metadata["duplicate_examples"] = dg.MetadataValue.md(examples)
         problems.append(f"{duplicate_keys} key(s) appear more than once ({int(duplicate_rows)} rows)")
     if null_rows:
         # Key columns, then a few plain columns that help find the row (JSON is too wide to show).
-        shown = [*key, *[c for c in _plain_columns(con, table) if c not in key][:4]]
-        examples = _frame(
-            con, f"SELECT {', '.join(map(_ident, shown))} FROM {source} WHERE {any_null} LIMIT {EXAMPLES}"
+        plain = [name for name, type_ in table_columns(con, keyed.table) or [] if type_ != "JSON"]
+        shown = [*key, *[c for c in plain if c not in key][:4]]
+        examples = markdown_query(
+            con,
+            f"SELECT {', '.join(map(quote_ident, shown))} FROM {source} WHERE {any_null} LIMIT {EXAMPLES}",
         )
-        metadata["null_key_examples"] = dg.MetadataValue.md(markdown_table(examples))
+        metadata["null_key_examples"] = dg.MetadataValue.md(examples)
         problems.append(f"{null_rows} row(s) have a null key")
     return dg.AssetCheckResult(
         passed=not problems,
@@ -127,37 +112,32 @@ def _primary_key_result(
 
 
 def primary_key_check(
-    asset_key: dg.AssetKey, table: str, key: Sequence[str], *, blocking: bool
+    asset_key: dg.AssetKey, keyed: KeyedTable, *, blocking: bool
 ) -> dg.AssetChecksDefinition:
-    """A check that `key` is unique and never null in `table` (`schema.name`), for the asset `asset_key`."""
+    """A check that the key of `keyed.table` is unique and never null, for the asset `asset_key`."""
 
-    @dg.asset_check(
-        asset=asset_key,
-        name=PRIMARY_KEY_CHECK,
-        blocking=blocking,
-        description=f"Primary key ({', '.join(key)}) of {table} is unique and never null.",
-    )
+    @dg.asset_check(asset=asset_key, name=PRIMARY_KEY_CHECK, blocking=blocking, description=keyed.description)
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         return _run(
             warehouse,
-            [table],
+            [keyed.table],
             dg.AssetCheckSeverity.ERROR,
-            lambda con: _primary_key_result(con, table, key),
+            lambda con: _primary_key_result(con, keyed),
         )
 
     return _check
 
 
 def primary_key_results(
-    warehouse: WarehouseResource, tables: Mapping[dg.AssetCheckKey, tuple[str, Sequence[str]]]
+    warehouse: WarehouseResource, tables: Mapping[dg.AssetCheckKey, KeyedTable]
 ) -> Iterator[dg.AssetCheckResult]:
-    """The primary-key check result of each (check key -> (table, key columns)), over one connection."""
-    with warehouse.get_warehouse().connect(read_only=True) as con:
-        for check_key, (table, key) in tables.items():
-            if _table_exists(con, table):
-                result = _primary_key_result(con, table, key)
+    """The primary-key check result of each (check key -> keyed table), over one connection."""
+    with warehouse.get_connection(read_only=True) as con:
+        for check_key, keyed in tables.items():
+            if table_columns(con, keyed.table) is not None:
+                result = _primary_key_result(con, keyed)
             else:
-                result = _missing_table(table, dg.AssetCheckSeverity.ERROR)
+                result = _missing_table(keyed.table, dg.AssetCheckSeverity.ERROR)
             yield dg.AssetCheckResult(
                 asset_key=check_key.asset_key,
                 check_name=check_key.name,
@@ -168,29 +148,27 @@ def primary_key_results(
             )
 
 
+def raw_keyed_table(spec: EndpointSpec) -> KeyedTable:
+    """`raw.<name>` of one API resource, with its snake_case key columns."""
+    return KeyedTable(_raw(spec.name), key_columns(spec))
+
+
 def raw_primary_key_checks_for(endpoints: Sequence[EndpointSpec]) -> dg.AssetChecksDefinition:
     """One step checking the keys of every raw table over one connection (blocking, per table).
 
     A step per table costs Dagster ~0.2 s each on every sync; the queries themselves take milliseconds.
     """
     tables = {
-        dg.AssetCheckKey(raw_key(spec.name), PRIMARY_KEY_CHECK): (
-            f"raw.{spec.name}",
-            [snake_case(field) for field in spec.primary_key],
-        )
-        for spec in endpoints
+        dg.AssetCheckKey(raw_key(spec.name), PRIMARY_KEY_CHECK): raw_keyed_table(spec) for spec in endpoints
     }
 
     @dg.multi_asset_check(
         name="raw_primary_keys",
         specs=[
             dg.AssetCheckSpec(
-                PRIMARY_KEY_CHECK,
-                asset=check_key.asset_key,
-                blocking=True,
-                description=f"Primary key ({', '.join(key)}) of {table} is unique and never null.",
+                PRIMARY_KEY_CHECK, asset=check_key.asset_key, blocking=True, description=keyed.description
             )
-            for check_key, (table, key) in tables.items()
+            for check_key, keyed in tables.items()
         ],
         can_subset=True,
         description="Primary keys of the raw tables are unique and never null (blocking).",
@@ -204,24 +182,29 @@ def raw_primary_key_checks_for(endpoints: Sequence[EndpointSpec]) -> dg.AssetChe
 
 raw_primary_key_checks = raw_primary_key_checks_for(ENDPOINTS)
 
+_BOOKINGS = _raw("bookings")
+_EVENT_TYPES = _raw("event_types")
+
 
 @dg.asset_check(
     asset=raw_key("bookings"),
     additional_deps=[raw_key("event_types")],
-    description="Every booking's event_type_id is in raw.event_types (warns with the count and examples).",
+    description=f"Every booking's event_type_id is in {_EVENT_TYPES} (warns with the count and examples).",
 )
 def bookings_event_type_known(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Bookings of event types that `raw.event_types` lacks (deleted, or another user's)."""
 
     def evaluate(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
         unknown = (
-            "FROM raw.bookings AS b WHERE b.event_type_id IS NOT NULL "
-            "AND NOT EXISTS (SELECT 1 FROM raw.event_types AS et WHERE et.id = b.event_type_id)"
+            f"FROM {_BOOKINGS.sql} AS b WHERE b.event_type_id IS NOT NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM {_EVENT_TYPES.sql} AS et WHERE et.id = b.event_type_id)"
         )
         [(bookings, event_types)] = con.execute(
             f"SELECT count(*), count(DISTINCT b.event_type_id) {unknown}"
         ).fetchall()
-        [(without,)] = con.execute("SELECT count(*) FROM raw.bookings WHERE event_type_id IS NULL").fetchall()
+        [(without,)] = con.execute(
+            f"SELECT count(*) FROM {_BOOKINGS.sql} WHERE event_type_id IS NULL"
+        ).fetchall()
         examples = con.execute(
             f"SELECT b.id, b.event_type_id {unknown} ORDER BY b.id LIMIT {EXAMPLES}"
         ).fetchall()
@@ -236,20 +219,20 @@ def bookings_event_type_known(warehouse: WarehouseResource) -> dg.AssetCheckResu
                 "bookings_without_event_type": without,
             },
             description=(
-                f"{bookings} booking(s) reference {event_types} event type(s) missing from raw.event_types"
+                f"{bookings} booking(s) reference {event_types} event type(s) missing from {_EVENT_TYPES}"
                 if bookings
                 else "every booking's event type is known"
             ),
         )
 
-    return _run(warehouse, ["raw.bookings", "raw.event_types"], dg.AssetCheckSeverity.WARN, evaluate)
+    return _run(warehouse, [_BOOKINGS, _EVENT_TYPES], dg.AssetCheckSeverity.WARN, evaluate)
 
 
-_UTILIZATION = BOOKING_UTILIZATION_DAILY.qualified_name
+_UTILIZATION = BOOKING_UTILIZATION_DAILY.table_name
 
 
 @dg.asset_check(
-    asset=analytics_key(BOOKING_UTILIZATION_DAILY),
+    asset=analytics_key(BOOKING_UTILIZATION_DAILY.name),
     description="available_minutes, booked_minutes and buffer_minutes are never negative.",
 )
 def utilization_minutes_non_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -257,15 +240,15 @@ def utilization_minutes_non_negative(warehouse: WarehouseResource) -> dg.AssetCh
 
     def evaluate(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
         bad = "available_minutes < 0 OR booked_minutes < 0 OR buffer_minutes < 0"
-        [(count,)] = con.execute(f"SELECT count(*) FROM {_UTILIZATION} WHERE {bad}").fetchall()
+        [(count,)] = con.execute(f"SELECT count(*) FROM {_UTILIZATION.sql} WHERE {bad}").fetchall()
         metadata: dict[str, object] = {"negative_rows": count}
         if count:
-            examples = _frame(
+            examples = markdown_query(
                 con,
                 f"SELECT schedule_id, date, available_minutes, booked_minutes, buffer_minutes "
-                f"FROM {_UTILIZATION} WHERE {bad} ORDER BY schedule_id, date LIMIT {EXAMPLES}",
+                f"FROM {_UTILIZATION.sql} WHERE {bad} ORDER BY schedule_id, date LIMIT {EXAMPLES}",
             )
-            metadata["examples"] = dg.MetadataValue.md(markdown_table(examples))
+            metadata["examples"] = dg.MetadataValue.md(examples)
         return dg.AssetCheckResult(
             passed=count == 0,
             metadata=metadata,
@@ -276,23 +259,23 @@ def utilization_minutes_non_negative(warehouse: WarehouseResource) -> dg.AssetCh
 
 
 @dg.asset_check(
-    asset=analytics_key(BOOKING_UTILIZATION_DAILY),
+    asset=analytics_key(BOOKING_UTILIZATION_DAILY.name),
     description="Days whose accepted bookings exceed the schedule's availability (utilization > 100%).",
 )
 def utilization_at_most_100_percent(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Over-booked days are possible (manual bookings, changed schedules) but worth a look: warns."""
 
     def evaluate(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
-        [(count,)] = con.execute(f"SELECT count(*) FROM {_UTILIZATION} WHERE utilization > 1").fetchall()
+        [(count,)] = con.execute(f"SELECT count(*) FROM {_UTILIZATION.sql} WHERE utilization > 1").fetchall()
         metadata: dict[str, object] = {"days_over_100_percent": count}
         if count:
-            days = _frame(
+            days = markdown_query(
                 con,
                 f"SELECT schedule_id, date, booked_minutes, available_minutes, "
-                f"round(utilization * 100, 1) AS utilization_pct FROM {_UTILIZATION} "
+                f"round(utilization * 100, 1) AS utilization_pct FROM {_UTILIZATION.sql} "
                 f"WHERE utilization > 1 ORDER BY utilization DESC, schedule_id, date LIMIT {EXAMPLES * 2}",
             )
-            metadata["days"] = dg.MetadataValue.md(markdown_table(days))
+            metadata["days"] = dg.MetadataValue.md(days)
         return dg.AssetCheckResult(
             passed=count == 0,
             severity=dg.AssetCheckSeverity.WARN,
@@ -305,7 +288,9 @@ def utilization_at_most_100_percent(warehouse: WarehouseResource) -> dg.AssetChe
 
 analytics_primary_key_checks: list[dg.AssetChecksDefinition] = [
     # Derived tables feed nothing downstream, so these report rather than block.
-    primary_key_check(analytics_key(table), table.qualified_name, table.primary_key, blocking=False)
+    primary_key_check(
+        analytics_key(table.name), KeyedTable(table.table_name, table.primary_key), blocking=False
+    )
     for table in TABLES
 ]
 

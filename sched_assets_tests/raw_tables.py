@@ -1,6 +1,7 @@
 """Hand-built raw tables for tests: the exact columns and types of `raw.<name>`, filled from dicts.
 
-Only for tests and experiments; the real raw tables are written by the sync assets.
+The real raw tables are written by the sync assets; these stand in for them in the analytics and check
+tests, with the columns the resource specs declare.
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ from typing import Any
 
 import duckdb
 
-from sched_assets.frames.columns import FIELDS, column_types
+from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME
+from sched_assets.frames.columns import column_types
+from sched_assets.storage.naming import RAW_SCHEMA, TableName, quote_ident
 
 
 def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create schema `raw` and every raw table, empty, with the contract's columns and types."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-    for name in FIELDS:
-        columns = ", ".join(f'"{column}" {sql_type}' for column, sql_type in column_types(name).items())
-        con.execute(f"CREATE OR REPLACE TABLE raw.{name} ({columns})")
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(RAW_SCHEMA)}")
+    for spec in ENDPOINTS:
+        columns = ", ".join(
+            f"{quote_ident(column)} {sql_type}" for column, sql_type in column_types(spec).items()
+        )
+        con.execute(f"CREATE OR REPLACE TABLE {TableName(RAW_SCHEMA, spec.name).sql} ({columns})")
 
 
 def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -27,18 +32,19 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Iterable[Mappi
 
     Values for JSON columns may be Python objects (they are serialised); timestamps may be ISO strings.
     """
-    types = column_types(table)
+    types = column_types(ENDPOINTS_BY_NAME[table])
+    target = TableName(RAW_SCHEMA, table)
     for row in rows:
         unknown = set(row) - set(types)
         if unknown:
-            raise KeyError(f"raw.{table} has no columns {sorted(unknown)}")
+            raise KeyError(f"{target} has no columns {sorted(unknown)}")
         columns = list(row)
         values = [
             json.dumps(row[c]) if types[c] == "JSON" and row[c] is not None else row[c] for c in columns
         ]
         placeholders = ", ".join(f"CAST(? AS {types[c]})" for c in columns)
-        names = ", ".join(f'"{c}"' for c in columns)
-        con.execute(f"INSERT INTO raw.{table} ({names}) VALUES ({placeholders})", values)
+        names = ", ".join(quote_ident(c) for c in columns)
+        con.execute(f"INSERT INTO {target.sql} ({names}) VALUES ({placeholders})", values)
 
 
 # A small account whose derived tables are easy to compute by hand (see the analytics tests):
