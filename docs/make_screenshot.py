@@ -18,8 +18,6 @@ import contextlib
 import json
 import math
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +27,8 @@ from typing import Any
 
 import httpx
 from playwright.sync_api import Page, sync_playwright
+
+from sched_assets_tests.processes import free_port, process_group
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCATION, REPOSITORY, ASSET_JOB = "sched_assets", "__repository__", "__ASSET_JOB"
@@ -83,18 +83,6 @@ def gql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[s
     if body.get("errors"):
         raise RuntimeError(f"GraphQL errors: {body['errors']}")
     return body["data"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def reset_signals() -> None:
-    # Ignored SIGINT/SIGTERM (background shells) would survive exec and make dagster dev ignore Ctrl-C.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def wait_until_loaded(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
@@ -218,17 +206,6 @@ def render_graph(page: Page) -> None:
     page.wait_for_timeout(1500)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Ctrl-C dagster dev (it stops its webserver, daemon and code server), then kill what is left."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # dagster dev maps SIGTERM to its Ctrl-C shutdown
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # its own process group (start_new_session)
-    process.wait(timeout=30)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -251,36 +228,30 @@ def main() -> int:
         base_url = f"http://127.0.0.1:{port}"
         log_path = Path(tmp) / "dagster_dev.log"
         log(f"starting dagster dev on {base_url} (demo mode, DAGSTER_HOME={home})")
-        with log_path.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dagster",
-                    "dev",
-                    "-w",
-                    "workspace.yaml",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                ],
+        command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
+        command += ["-h", "127.0.0.1", "-p", str(port)]
+        # On exit: Ctrl-C dagster dev (SIGTERM; it stops its webserver, daemon and code server), then
+        # SIGKILL whatever is left of its process group. Ignored SIGINT/SIGTERM (background shells)
+        # would survive exec and make dagster dev ignore Ctrl-C: `default_signals` restores them.
+        with (
+            log_path.open("wb") as out,
+            process_group(
+                command,
+                grace=20,
+                terminate="leader",
                 cwd=PROJECT_ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=reset_signals,
-            )
-        try:
+                default_signals=True,
+            ) as process,
+        ):
             wait_until_loaded(f"{base_url}/graphql", process, log_path, timeout=150)
             if not args.no_materialize:
                 materialize_all(f"{base_url}/graphql", timeout=300)
             log(f"rendering {base_url}/asset-groups at {args.width}x{args.height}")
             screenshot(base_url, args.output, args.chromium, args.width, args.height, args.scale)
-        finally:
-            stop(process)
     log(f"wrote {args.output}")
     return 0
 
