@@ -39,6 +39,7 @@ from sched_assets.defs.resources import SchedApiResource
 from sched_assets.defs.sources import build_source_assets
 from sched_assets.demo import DEMO_API_KEY, DemoAccount, DemoApi, DemoServer, serve
 from sched_assets.frames.columns import EXTRA_COLUMN, SYNCED_AT_COLUMN, snake_case
+from sched_assets_tests.demo_helpers import all_records
 from sched_assets_tests.processes import start_group, stop_group
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +105,7 @@ def served_records(api: DemoApi, resource: str, page_size: int = 250) -> list[Re
 
 def account_records(account: DemoAccount) -> dict[str, list[Record]]:
     """What a complete sync of `account` must store, per resource (the API's records, secrets included)."""
-    return {name: account.all_records(name) for name in RESOURCES}
+    return {name: all_records(account, name) for name in RESOURCES}
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from sched_assets.defs.resources import SchedApiResource
 from sched_assets.defs.sources import build_source_assets
 from sched_assets.demo import DEMO_API_KEY, DemoAccount
 from sched_assets.frames.columns import key_columns
+from sched_assets_tests.demo_helpers import account_booking_ids, expected_count
 
 RAW_TABLES = tuple(spec.name for spec in ENDPOINTS)
 
@@ -74,11 +75,11 @@ def assert_tables_equal_account(database: Path, account: DemoAccount) -> None:
     with duckdb.connect(str(database), read_only=True) as con:
         for table in RAW_TABLES:
             count = con.execute(f"select count(*) from raw.{table}").fetchone()[0]
-            assert count == account.expected_count(table), table
+            assert count == expected_count(account, table), table
         rows = con.execute(
             "select id, uid, status, title, epoch(updated_at)::bigint from raw.bookings order by id"
         ).fetchall()
-    assert [r[0] for r in rows] == account.booking_ids()
+    assert [r[0] for r in rows] == account_booking_ids(account)
     for row in rows[:: max(1, len(rows) // 50)]:
         booking = account.booking(row[0])
         assert (row[1], row[2], row[3]) == (booking["uid"], booking["status"], booking["title"])

@@ -15,6 +15,7 @@ from sched_assets.api.errors import AuthenticationError
 from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME
 from sched_assets.demo import DEMO_API_KEY, DEMO_OAUTH_TOKEN, DemoAccount, DemoApi, Faults, RateLimit, serve
 from sched_assets_tests.api_helpers import fetch_all
+from sched_assets_tests.demo_helpers import account_booking_ids, all_records
 
 BOOKINGS = ENDPOINTS_BY_NAME["bookings"]
 
@@ -41,7 +42,7 @@ def test_unpaged_endpoints_return_exactly_the_demo_records(server, account, spec
     server.api.reset_stats()
     with client_for(server.url) as client:
         records = fetch_all(client, spec)
-    expected = account.all_records(spec.name)
+    expected = all_records(account, spec.name)
     if spec.name == "conferencing":
         assert any("key" in r for r in expected), "the demo must carry the OAuth token field"
         expected = [{k: v for k, v in r.items() if k != "key"} for r in expected]
@@ -55,9 +56,9 @@ def test_bookings_exact_over_socket(server, account):
     with client_for(server.url, page_size=100, concurrency=4) as client:
         stats = SyncStats()
         records = fetch_all(client, BOOKINGS, stats=stats)
-    assert [r["id"] for r in sorted(records, key=lambda r: r["id"])] == sorted(account.booking_ids())
+    assert [r["id"] for r in sorted(records, key=lambda r: r["id"])] == sorted(account_booking_ids(account))
     by_id = {r["id"]: r for r in records}
-    for booking_id in list(account.booking_ids())[::97]:
+    for booking_id in list(account_booking_ids(account))[::97]:
         assert by_id[booking_id] == account.booking(booking_id)
     pages = math.ceil(1234 / 100)
     assert stats.pages == pages
@@ -92,7 +93,7 @@ def test_property_exact_set_finite_requests(bookings, take, concurrency):
     api = DemoApi(account)
     with serve(api) as running, client_for(running.url, page_size=take, concurrency=concurrency) as client:
         ids = [r["id"] for r in fetch_all(client, BOOKINGS)]
-    assert sorted(ids) == sorted(account.booking_ids())
+    assert sorted(ids) == sorted(account_booking_ids(account))
     needed = max(1, math.ceil(bookings / take))
     assert needed <= api.stats.requests <= needed + concurrency
 
@@ -112,7 +113,7 @@ def test_overstated_total_is_exact_and_finite():
     api = DemoApi(account, faults=Faults(overstate_total=1000))
     with serve(api) as running, client_for(running.url, page_size=100, concurrency=3) as client:
         ids = {r["id"] for r in fetch_all(client, BOOKINGS)}
-    assert ids == set(account.booking_ids())
+    assert ids == set(account_booking_ids(account))
     assert api.stats.requests <= 5 + 3
 
 
@@ -122,7 +123,7 @@ def test_5xx_storm_survived_exactly():
     with serve(api) as running, client_for(running.url, page_size=50, max_retries=8) as client:
         stats = SyncStats()
         ids = {r["id"] for r in fetch_all(client, BOOKINGS, stats=stats)}
-    assert ids == set(account.booking_ids())
+    assert ids == set(account_booking_ids(account))
     assert stats.retries > 0
     assert api.stats.by_status[200] == 16 and sum(api.stats.by_status.values()) > 16
 
@@ -135,7 +136,7 @@ def test_pacing_avoids_429_under_enforced_limit():
         started = time.monotonic()
         ids = {r["id"] for r in fetch_all(client, BOOKINGS)}
         elapsed = time.monotonic() - started
-    assert ids == set(account.booking_ids())
+    assert ids == set(account_booking_ids(account))
     assert api.stats.throttled == 0
     requests = api.stats.requests
     floor = (math.ceil(requests / 20) - 1) * 2.0
@@ -156,7 +157,7 @@ def test_block_in_progress_costs_one_429_and_nothing_sent_while_blocked():
         api.reset_stats()
         with client_for(running.url, page_size=50, concurrency=1) as client:
             ids = {r["id"] for r in fetch_all(client, BOOKINGS)}
-    assert ids == set(account.booking_ids())
+    assert ids == set(account_booking_ids(account))
     assert api.stats.throttled == 1
     assert len(api.stats.blocked_times) == 1  # only the first, which could not know
 

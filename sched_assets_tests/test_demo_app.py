@@ -22,6 +22,7 @@ from sched_assets.demo import (
     RateLimit,
     demo_transport,
 )
+from sched_assets_tests.demo_helpers import account_booking_ids, all_records
 
 AUTH = {"Authorization": f"Bearer {DEMO_API_KEY}"}
 V_BOOKINGS = {**AUTH, "cal-api-version": "2024-08-13"}
@@ -90,13 +91,16 @@ def test_custom_root(account: DemoAccount) -> None:
 
 
 def test_small_resources_return_their_records(api: DemoApi, account: DemoAccount) -> None:
-    assert get(api, "/me", AUTH).json() == {"status": "success", "data": account.all_records("my_profile")[0]}
-    assert get(api, "/conferencing", AUTH).json()["data"] == account.all_records("conferencing")
+    assert get(api, "/me", AUTH).json() == {
+        "status": "success",
+        "data": all_records(account, "my_profile")[0],
+    }
+    assert get(api, "/conferencing", AUTH).json()["data"] == all_records(account, "conferencing")
     groups = get(api, "/event-types", AUTH).json()["data"]["eventTypeGroups"]
-    assert [et for g in groups for et in g["eventTypes"]] == account.all_records("event_types")
+    assert [et for g in groups for et in g["eventTypes"]] == all_records(account, "event_types")
     connected = get(api, "/calendars", AUTH).json()["data"]["connectedCalendars"]
-    assert [c for conn in connected for c in conn.get("calendars", [])] == account.all_records("calendars")
-    assert get(api, "/schedules", V_SCHEDULES).json()["data"] == account.all_records("schedules")
+    assert [c for conn in connected for c in conn.get("calendars", [])] == all_records(account, "calendars")
+    assert get(api, "/schedules", V_SCHEDULES).json()["data"] == all_records(account, "schedules")
 
 
 def test_unpaginated_endpoints_ignore_paging_params(api: DemoApi) -> None:
@@ -156,8 +160,8 @@ def test_walking_all_pages_returns_every_booking_once(api: DemoApi, account: Dem
         if not body["pagination"]["hasNextPage"]:
             break
         skip += 250
-    assert ids == account.booking_ids()
-    assert page(api, take=250, skip=0)["data"][:3] == account.all_records("bookings")[:3]
+    assert ids == account_booking_ids(account)
+    assert page(api, take=250, skip=0)["data"][:3] == all_records(account, "bookings")[:3]
 
 
 def test_limit_is_ignored_and_take_is_validated(api: DemoApi) -> None:
@@ -204,7 +208,7 @@ def test_after_updated_at_matches_brute_force(account: DemoAccount, day: int, so
     query = {"afterUpdatedAt": value} if sort is None else {"afterUpdatedAt": value, "sortUpdatedAt": sort}
     got = all_pages(api, **query)
     expected = [
-        b for b in account.all_records("bookings") if b["updatedAt"] and _iso_epoch(b["updatedAt"]) >= cutoff
+        b for b in all_records(account, "bookings") if b["updatedAt"] and _iso_epoch(b["updatedAt"]) >= cutoff
     ]
     assert sorted(b["id"] for b in got) == sorted(b["id"] for b in expected)
     stamps = [b["updatedAt"] for b in got]
@@ -216,7 +220,7 @@ def test_after_updated_at_matches_brute_force(account: DemoAccount, day: int, so
 
 
 def test_after_updated_at_is_inclusive_and_skips_nulls(api: DemoApi, account: DemoAccount) -> None:
-    some = next(b for b in account.all_records("bookings")[500:] if b["updatedAt"])
+    some = next(b for b in all_records(account, "bookings")[500:] if b["updatedAt"])
     got = all_pages(api, afterUpdatedAt=some["updatedAt"])
     assert some["id"] in {b["id"] for b in got}
     assert all(b["updatedAt"] is not None for b in got)
@@ -233,7 +237,7 @@ def test_sort_updated_at_puts_nulls_last_ascending_first_descending(api: DemoApi
 
 
 def test_other_filters_match_brute_force(api: DemoApi, account: DemoAccount) -> None:
-    records = account.all_records("bookings")
+    records = all_records(account, "bookings")
     cases = {
         "afterCreatedAt": ("2026-06-01T00:00:00.000Z", lambda b, t: _iso_epoch(b["createdAt"]) >= t),
         "afterStart": ("2026-09-15T00:00:00Z", lambda b, t: _iso_epoch(b["start"]) >= t),

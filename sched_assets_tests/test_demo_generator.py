@@ -25,11 +25,12 @@ from sched_assets.demo import (
     DemoAccount,
     DemoApi,
 )
+from sched_assets_tests.demo_helpers import account_booking_ids, all_records, expected_count
 
 SMALL = ("event_types", "my_profile", "schedules", "calendars", "conferencing")
 _DIGEST = (
-    "import hashlib, orjson; from sched_assets.demo import DemoAccount; a = DemoAccount(1500, seed=11); "
-    "h = hashlib.sha256(); [h.update(orjson.dumps(a.all_records(n))) for n in "
+    "import hashlib, orjson; from sched_assets.demo import DemoAccount; from sched_assets_tests.demo_helpers import all_records; a = DemoAccount(1500, seed=11); "
+    "h = hashlib.sha256(); [h.update(orjson.dumps(all_records(a, n))) for n in "
     "('event_types','my_profile','schedules','calendars','bookings','conferencing')]; print(h.hexdigest())"
 )
 
@@ -41,7 +42,7 @@ def account() -> DemoAccount:
 
 @pytest.fixture(scope="module")
 def bookings(account: DemoAccount) -> list[dict]:
-    return account.all_records("bookings")
+    return all_records(account, "bookings")
 
 
 def parse(ts: str) -> datetime:
@@ -54,9 +55,9 @@ def parse(ts: str) -> datetime:
 def test_same_arguments_give_byte_identical_data() -> None:
     a, b = DemoAccount(800, seed=3), DemoAccount(800, seed=3)
     for name in RESOURCES:
-        assert orjson.dumps(a.all_records(name)) == orjson.dumps(b.all_records(name))
+        assert orjson.dumps(all_records(a, name)) == orjson.dumps(all_records(b, name))
     other = DemoAccount(800, seed=4)
-    assert orjson.dumps(other.all_records("bookings")) != orjson.dumps(a.all_records("bookings"))
+    assert orjson.dumps(all_records(other, "bookings")) != orjson.dumps(all_records(a, "bookings"))
 
 
 def test_determinism_does_not_depend_on_hash_seed() -> None:
@@ -64,7 +65,7 @@ def test_determinism_does_not_depend_on_hash_seed() -> None:
     here = DemoAccount(1500, seed=11)
     digest = hashlib.sha256()
     for name in RESOURCES:
-        digest.update(orjson.dumps(here.all_records(name)))
+        digest.update(orjson.dumps(all_records(here, name)))
     outputs = set()
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
@@ -79,7 +80,7 @@ def test_determinism_does_not_depend_on_hash_seed() -> None:
 
 
 def test_profile_fields(account: DemoAccount) -> None:
-    (me,) = account.all_records("my_profile")
+    (me,) = all_records(account, "my_profile")
     expected = {
         "id",
         "email",
@@ -95,11 +96,11 @@ def test_profile_fields(account: DemoAccount) -> None:
     }
     assert expected <= me.keys()
     assert me["timeFormat"] in (12, 24)
-    assert me["defaultScheduleId"] in {s["id"] for s in account.all_records("schedules")}
+    assert me["defaultScheduleId"] in {s["id"] for s in all_records(account, "schedules")}
 
 
 def test_schedules_two_zones_overlaps_and_overrides(account: DemoAccount) -> None:
-    schedules = account.all_records("schedules")
+    schedules = all_records(account, "schedules")
     assert len(schedules) >= 3
     assert {s["timeZone"] for s in schedules} >= {"Europe/Berlin", "America/New_York"}
     assert sum(s["isDefault"] for s in schedules) == 1
@@ -125,8 +126,8 @@ def test_event_types_groups_and_fields(account: DemoAccount) -> None:
     groups = data["eventTypeGroups"]
     assert groups[0]["teamId"] is None and any(g["teamId"] for g in groups[1:])
     assert len(data["profiles"]) == len(groups)
-    records = account.all_records("event_types")
-    assert len(records) == 8 == account.expected_count("event_types")
+    records = all_records(account, "event_types")
+    assert len(records) == 8 == expected_count(account, "event_types")
     assert records == [et for g in groups for et in g["eventTypes"]]
     fields = {
         "id",
@@ -164,7 +165,7 @@ def test_event_types_groups_and_fields(account: DemoAccount) -> None:
 def test_three_hundred_event_types_spread_over_groups() -> None:
     big = DemoAccount(100, event_types=300)
     groups = big.response_data("event_types")["eventTypeGroups"]
-    assert sum(len(g["eventTypes"]) for g in groups) == 300 == big.expected_count("event_types")
+    assert sum(len(g["eventTypes"]) for g in groups) == 300 == expected_count(big, "event_types")
     assert all(len(g["eventTypes"]) >= 30 for g in groups)
     assert len({et["id"] for g in groups for et in g["eventTypes"]}) == 300
 
@@ -173,7 +174,7 @@ def test_calendars_shared_external_id_and_broken_credential(account: DemoAccount
     data = account.response_data("calendars")
     connected = data["connectedCalendars"]
     assert any("calendars" not in c for c in connected)  # broken credential: no list at all
-    rows = account.all_records("calendars")
+    rows = all_records(account, "calendars")
     keys = {
         "externalId",
         "integration",
@@ -195,7 +196,7 @@ def test_calendars_shared_external_id_and_broken_credential(account: DemoAccount
 
 
 def test_conferencing_leaks_a_recognisable_token(account: DemoAccount) -> None:
-    rows = account.all_records("conferencing")
+    rows = all_records(account, "conferencing")
     keys = {
         "id",
         "type",
@@ -217,7 +218,7 @@ def test_conferencing_leaks_a_recognisable_token(account: DemoAccount) -> None:
 
 
 def account_bytes(account: DemoAccount) -> bytes:
-    return b"".join(orjson.dumps(account.all_records(n)) for n in SMALL)
+    return b"".join(orjson.dumps(all_records(account, n)) for n in SMALL)
 
 
 # ---- bookings -------------------------------------------------------------------------------
@@ -225,8 +226,8 @@ def account_bytes(account: DemoAccount) -> bytes:
 
 def test_booking_ids_unique_positive_and_ascending(account: DemoAccount, bookings: list[dict]) -> None:
     ids = [b["id"] for b in bookings]
-    assert ids == sorted(set(ids)) == account.booking_ids()
-    assert ids[0] > 0 and len(ids) == 2000 == account.expected_count("bookings")
+    assert ids == sorted(set(ids)) == account_booking_ids(account)
+    assert ids[0] > 0 and len(ids) == 2000 == expected_count(account, "bookings")
     assert len({b["uid"] for b in bookings}) == len(bookings)
 
 
@@ -253,8 +254,8 @@ def test_times_are_consistent(bookings: list[dict]) -> None:
 
 
 def test_starts_follow_the_schedule_time_zone(account: DemoAccount, bookings: list[dict]) -> None:
-    ets = {et["id"]: et for et in account.all_records("event_types")}
-    zones = {s["id"]: s["timeZone"] for s in account.all_records("schedules")}
+    ets = {et["id"]: et for et in all_records(account, "event_types")}
+    zones = {s["id"]: s["timeZone"] for s in all_records(account, "schedules")}
     in_hours = late = total = 0
     for b in bookings:
         et = ets.get(b["eventTypeId"])
@@ -268,7 +269,7 @@ def test_starts_follow_the_schedule_time_zone(account: DemoAccount, bookings: li
 
 
 def test_seated_bookings_answer_per_seat(account: DemoAccount, bookings: list[dict]) -> None:
-    seated_ids = {et["id"] for et in account.all_records("event_types") if et["seatsPerTimeSlot"]}
+    seated_ids = {et["id"] for et in all_records(account, "event_types") if et["seatsPerTimeSlot"]}
     seated = [b for b in bookings if b["eventTypeId"] in seated_ids]
     assert seated
     for b in seated:
@@ -303,7 +304,7 @@ def test_late_fields_appear_only_deep_into_the_stream(bookings: list[dict]) -> N
 
 
 def test_unknown_event_types_and_reschedules(account: DemoAccount, bookings: list[dict]) -> None:
-    known = {et["id"] for et in account.all_records("event_types")}
+    known = {et["id"] for et in all_records(account, "event_types")}
     assert 0 < sum(b["eventTypeId"] not in known for b in bookings) < 20
     by_uid = {b["uid"]: b for b in bookings}
     moved = [b for b in bookings if "rescheduledToUid" in b]
@@ -320,7 +321,7 @@ def test_unknown_event_types_and_reschedules(account: DemoAccount, bookings: lis
 def test_touch_fraction_is_deterministic_and_bumps_updated_at() -> None:
     at = datetime(2026, 11, 20, 12, tzinfo=UTC)
     a, b = DemoAccount(3000), DemoAccount(3000)
-    before = {x["id"]: x for x in a.all_records("bookings")}
+    before = {x["id"]: x for x in all_records(a, "bookings")}
     ids = a.touch(0.01, at=at)
     assert ids == b.touch(0.01, at=at) and len(ids) == 30
     for booking_id in ids:
@@ -337,16 +338,16 @@ def test_touch_fraction_is_deterministic_and_bumps_updated_at() -> None:
 
 def test_delete_and_add() -> None:
     a = DemoAccount(500)
-    gone = a.booking_ids()[10:13]
+    gone = account_booking_ids(a)[10:13]
     assert a.delete([*gone, 999_999_999]) == 3
-    assert a.expected_count("bookings") == 497
+    assert expected_count(a, "bookings") == 497
     with pytest.raises(KeyError):
         a.booking(gone[0])
-    assert not set(gone) & set(a.booking_ids())
+    assert not set(gone) & set(account_booking_ids(a))
     at = datetime(2026, 11, 25, 8, tzinfo=UTC)
     new = a.add(5, at=at)
     assert new == list(range(BOOKING_ID_BASE + 500, BOOKING_ID_BASE + 505))
-    assert a.booking_ids()[-5:] == new and a.expected_count("bookings") == 502
+    assert account_booking_ids(a)[-5:] == new and expected_count(a, "bookings") == 502
     for booking_id in new:
         rec = a.booking(booking_id)
         assert rec["createdAt"] == rec["updatedAt"] == "2026-11-25T08:00:00.000Z"
@@ -357,9 +358,9 @@ def test_cached_order_stays_correct_across_mutations() -> None:
     a = DemoAccount(1000)
     a.ordered("updated")
     a.touch(0.05)
-    a.delete(a.booking_ids()[::50])
+    a.delete(account_booking_ids(a)[::50])
     a.add(7)
-    a.touch(a.booking_ids()[:3], at=datetime(2026, 1, 1, tzinfo=UTC))  # older than the rest: rebuild
+    a.touch(account_booking_ids(a)[:3], at=datetime(2026, 1, 1, tzinfo=UTC))  # older than the rest: rebuild
     a.touch(0.02)
     order, nulls = a.ordered("updated")
     live = list(a.live_slots())
@@ -389,7 +390,7 @@ def test_a_million_bookings_build_fast_in_little_memory() -> None:
     last = api.handle("GET", "/v2/bookings", {"take": "250", "skip": "999900"}, headers).json()
     grown_mb = (process.memory_info().rss - rss_before) / 2**20
 
-    assert big.expected_count("bookings") == 1_000_000
+    assert expected_count(big, "bookings") == 1_000_000
     assert [b["id"] for b in last["data"]][-1] == BOOKING_ID_BASE + 999_999
     assert last["pagination"]["hasNextPage"] is False
     assert build_s < 15, f"building took {build_s:.1f}s"

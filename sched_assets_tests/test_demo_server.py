@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from sched_assets.demo import DEMO_API_KEY, DemoAccount, DemoApi, DemoServer, Faults, RateLimit, serve
+from sched_assets_tests.demo_helpers import account_booking_ids
 
 HEADERS = {"Authorization": f"Bearer {DEMO_API_KEY}", "cal-api-version": "2024-08-13"}
 
@@ -131,7 +132,7 @@ def test_concurrent_keep_alive_clients(server: DemoServer) -> None:
         t.join(timeout=30)
     assert not errors
     every = sorted(i for ids in results.values() for i in ids)
-    assert every == server.api.account.booking_ids()
+    assert every == account_booking_ids(server.api.account)
 
 
 def test_cli_prints_url_and_key_and_serves() -> None:

@@ -20,6 +20,7 @@ import pytest
 from sched_assets.defs.sources import build_source_assets
 from sched_assets.demo import DEMO_API_KEY, DemoAccount, DemoApi
 from sched_assets_tests.crash_hooks import paused_dagster_command
+from sched_assets_tests.demo_helpers import account_booking_ids
 from sched_assets_tests.processes import start_group
 from sched_assets_tests.reliability_helpers import (
     FULL_REFRESH,
@@ -95,7 +96,7 @@ def test_kill_9_inside_a_write_leaves_every_table_old_or_new(tmp_path: Path) -> 
         # Upstream changes, so the new state of bookings differs from the old one.
         account.touch(0.02)
         account.add(500)
-        account.delete(account.booking_ids()[:100])
+        account.delete(account_booking_ids(account)[:100])
 
         states: dict[str, dict[str, str]] = {}
         afters: dict[str, Snapshot] = {}

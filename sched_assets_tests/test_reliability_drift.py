@@ -14,6 +14,7 @@ import orjson
 from sched_assets.api.specs import ENDPOINTS_BY_NAME
 from sched_assets.demo import BOOKING_ID_BASE, DemoAccount, DemoApi, Faults
 from sched_assets.frames.columns import column_types
+from sched_assets_tests.demo_helpers import account_booking_ids
 from sched_assets_tests.reliability_helpers import (
     FULL_REFRESH,
     RESOURCES,
@@ -95,7 +96,7 @@ def test_resource_with_zero_records(instance: dg.DagsterInstance, tmp_path: Path
     api = DemoApi(account)
     with demo_server(api) as server:
         assert sync(api, server.url, database, instance).success
-        account.delete(account.booking_ids())
+        account.delete(account_booking_ids(account))
         incremental = sync(api, server.url, database, instance)
         assert incremental.success, incremental.failure()
         assert len(snapshot(database)["raw.bookings"][1]) == 30  # incremental syncs cannot see deletions

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from sched_assets.demo import DemoAccount, DemoApi, Faults, RateLimit, serve
+from sched_assets_tests.demo_helpers import account_booking_ids
 from sched_assets_tests.sync_helpers import (
     assert_tables_equal_account,
     booking_ids,
@@ -110,9 +111,9 @@ def test_incremental_cursor_lag_full_refresh_and_null_updated_at(tmp_path, insta
         assert first["requested_after_updated_at"] == "everything"
         cursor = datetime.fromisoformat(first["cursor_updated_at"])
 
-        touched = account.touch([account.booking_ids()[5]])
+        touched = account.touch([account_booking_ids(account)[5]])
         legacy = account.add(3, null_updated_at=True)  # invisible to afterUpdatedAt
-        gone = account.booking_ids()[10]
+        gone = account_booking_ids(account)[10]
         account.delete([gone])
 
         second = materialization_metadata(sync(server.url, database, instance), "bookings")
@@ -127,7 +128,7 @@ def test_incremental_cursor_lag_full_refresh_and_null_updated_at(tmp_path, insta
 
         third = materialization_metadata(sync(server.url, database, instance, full_refresh=True), "bookings")
         assert third["sync_plan"] == "full refresh requested"
-        assert booking_ids(database) == account.booking_ids()
+        assert booking_ids(database) == account_booking_ids(account)
         assert gone not in booking_ids(database) and set(legacy) <= set(booking_ids(database))
 
 
@@ -138,7 +139,7 @@ def test_cursor_ignored_when_table_missing_or_source_changes(tmp_path, instance)
         # Same Dagster instance, new database file: the cursor alone must not cause a partial table.
         meta = materialization_metadata(sync(server.url, tmp_path / "b.duckdb", instance), "bookings")
         assert meta["sync_plan"].startswith("table missing")
-        assert booking_ids(tmp_path / "b.duckdb") == account.booking_ids()
+        assert booking_ids(tmp_path / "b.duckdb") == account_booking_ids(account)
     with serve(DemoApi(account)) as other:  # another URL is another source
         meta = materialization_metadata(sync(other.url, tmp_path / "b.duckdb", instance), "bookings")
         assert meta["sync_plan"].startswith("first sync")

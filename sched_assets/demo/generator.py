@@ -12,12 +12,11 @@ import random
 import threading
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import orjson
 
-from sched_assets.api.selector import select_records
 from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME, EndpointSpec
 from sched_assets.demo.bookings import (
     ACCEPTED,
@@ -258,15 +257,6 @@ class DemoAccount:
         """One booking by id (KeyError when missing or deleted)."""
         return self.record(self.slot_of(booking_id))
 
-    def booking_ids(self) -> list[int]:
-        """Ids of all existing bookings, ascending."""
-        return [BOOKING_ID_BASE + s for s in self.live_slots()]
-
-    def iter_bookings(self) -> Iterator[Json]:
-        """Every existing booking in id order, built one at a time."""
-        for slot in self.live_slots():
-            yield self.record(slot)
-
     @property
     def booking_count(self) -> int:
         return len(self.start) - len(self._deleted)
@@ -405,17 +395,3 @@ class DemoAccount:
         if spec.demo_data is None:
             raise KeyError(f"{spec.name} has no demo data in its spec")
         return spec.demo_data(self.catalog)
-
-    def all_records(self, name: str) -> list[Json]:
-        """Every record of a resource as the endpoint returns it (conferencing includes `key`).
-
-        For bookings this materialises every booking: fine for tests, not for a million rows.
-        """
-        if name == "bookings":
-            return list(self.iter_bookings())
-        spec = ENDPOINTS_BY_NAME[name]
-        return select_records({"data": self.response_data(spec)}, spec.selector)
-
-    def expected_count(self, name: str) -> int:
-        """How many records a complete sync of `name` must end with."""
-        return self.booking_count if name == "bookings" else len(self.all_records(name))
