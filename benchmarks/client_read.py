@@ -13,27 +13,14 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-import httpx
-
+from benchmarks.servers import DemoServer
 from sched_assets.api.client import ClientConfig, SchedApiClient, SyncStats
 from sched_assets.api.specs import ENDPOINTS_BY_NAME
-from sched_assets.demo import DEMO_API_KEY
-
-
-def start_server(bookings: int, rate_limit: str) -> tuple[subprocess.Popen[str], str]:
-    command = [sys.executable, "-m", "sched_assets.demo", "--port", "0", "--bookings", str(bookings)]
-    command += ["--prerender", "--rate-limit", rate_limit]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("Demo API: "):
-        server.kill()
-        raise SystemExit(f"demo server did not start: {line!r}")
-    return server, line.split()[2]
 
 
 def main() -> int:
@@ -46,15 +33,20 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    server, url = start_server(args.bookings, args.rate_limit)
-    admin = url.rsplit("/", 1)[0] + "/_demo"
-    try:
+    rate_limit = None if args.rate_limit == "none" else args.rate_limit
+    with (
+        tempfile.TemporaryDirectory(prefix="sched_client_read_") as logs,
+        DemoServer(args.bookings, rate_limit=rate_limit, log_dir=Path(logs)) as server,
+    ):
         walls = []
         for _ in range(args.repeats):
-            httpx.post(f"{admin}/reset-stats")
-            httpx.post(f"{admin}/reset-limits")
+            server.reset_stats()
+            server.reset_limits()
             config = ClientConfig(
-                base_url=url, api_key=DEMO_API_KEY, page_size=args.page_size, concurrency=args.concurrency
+                base_url=server.base_url,
+                api_key=server.api_key,
+                page_size=args.page_size,
+                concurrency=args.concurrency,
             )
             stats = SyncStats()
             started = time.perf_counter()
@@ -63,7 +55,7 @@ def main() -> int:
                     len(page.records) for page in client.iter_pages(ENDPOINTS_BY_NAME["bookings"], {}, stats)
                 )
             walls.append(time.perf_counter() - started)
-            served = httpx.get(f"{admin}/stats").json()
+            served = server.stats()
             line = (
                 f"records={records} requests={served['requests']} 429s={served['throttled']} "
                 f"wall={walls[-1]:.2f}s"
@@ -76,9 +68,6 @@ def main() -> int:
                 )
             print(line, flush=True)
         print(f"median wall over {len(walls)} run(s): {statistics.median(walls):.2f}s")
-    finally:
-        server.terminate()
-        server.wait(10)
     return 0
 
 

@@ -1,7 +1,7 @@
 """The comparison: what a careful dlt user writes for this API, run as its own process.
 
-This is the config guide (`seed/scheduling-api-config-guide.md`) corrected with everything
-`api-notes.md` says about the real service, using dlt 1.31's `rest_api` source as documented:
+This is the config guide (`../shared/seed/scheduling-api-config-guide.md`) corrected with everything
+`../shared/api-notes.md` says about the real service, using dlt 1.31's `rest_api` source as documented:
 
 - base URL `<root>/` (the v2 root) and bearer auth;
 - a `single_page` paginator for the five unpaged endpoints (so they cannot loop forever);

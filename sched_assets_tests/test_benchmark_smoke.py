@@ -1,77 +1,77 @@
-"""Smoke test of the benchmark harness (`benchmarks/run.py`) on a tiny account, without dlt.
+"""Smoke test of the benchmark harness (`benchmarks/run.py` and its modules) on a tiny account, without dlt.
 
 It runs the real measuring code end to end: the demo API as a subprocess on a local port, our
-`dagster asset materialize` command as a whole process for (a) the full sync and (b) the incremental
-sync, `/_demo/stats` for the request counts and the DuckDB file for the row counts. dlt is skipped,
-so the test needs only the default dependency groups (psutil is in `dev`).
+`dagster asset materialize` command as a whole process for (a) the full sync, (b) the incremental
+sync and (d) the full sync with analytics and checks (`--with-analytics`, `--select '*'`), `/_demo/stats` for the request counts, the DuckDB file for the row counts and the run's
+DAGSTER_HOME for Dagster's step timings. dlt is skipped, so the test needs only the default dependency
+groups (psutil is in `dev`). `benchmarks` imports as a package: the editable install puts the project
+root on sys.path.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from benchmarks import cases, measure, report, run
+
 BOOKINGS = 500
 
 
-def _load_harness() -> ModuleType:
-    """`benchmarks/` is not a package: load run.py from its path."""
-    path = REPO_ROOT / "benchmarks" / "run.py"
-    spec = importlib.util.spec_from_file_location("sched_benchmarks_run", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def harness() -> ModuleType:
-    return _load_harness()
-
-
-def test_floor_and_request_counts(harness: ModuleType) -> None:
+def test_floor_and_request_counts() -> None:
     """The pure helpers: the rate-limit floor and reading `/_demo/stats`."""
-    assert harness.floor_seconds(0) == 0
-    assert harness.floor_seconds(120) == 0
-    assert harness.floor_seconds(121) == 60
-    assert harness.floor_seconds(205) == 60
-    assert harness.floor_seconds(241) == 120
+    assert report.floor_seconds(0) == 0
+    assert report.floor_seconds(120) == 0
+    assert report.floor_seconds(121) == 60
+    assert report.floor_seconds(205) == 60
+    assert report.floor_seconds(241) == 120
 
 
-@pytest.mark.parametrize(
-    ("line", "seconds"),
-    [
-        ('Finished execution of step "raw_sources" in 226ms.', 0.226),
-        ('Finished execution of step "raw_sources" in 1.66s.', 1.66),
-        ('Finished execution of step "raw_sources" in 1m3s.', 63.0),
-        ('Finished execution of step "raw_sources" in 2m 3s.', 123.0),
-    ],
-)
-def test_dagster_step_durations(harness: ModuleType, tmp_path: Path, line: str, seconds: float) -> None:
-    """The in-run breakdown reads Dagster's own duration format."""
-    log = tmp_path / "run.stderr"
-    log.write_text(
-        f"... - raw_sources - STEP_SUCCESS - {line}\n... Finished steps in process (pid: 1) in 1m4s\n"
+def test_step_timings_from_events() -> None:
+    """Per-step durations from STEP_START to STEP_SUCCESS / STEP_FAILURE; all steps = first start to last end."""
+    events = [
+        (None, "RUN_START", 99.0),
+        ("raw_sources", "STEP_START", 100.0),
+        ("raw_sources", "STEP_OUTPUT", 101.0),
+        ("raw_sources", "STEP_SUCCESS", 101.66),
+        ("raw_bookings_check", "STEP_START", 101.7),
+        ("raw_bookings_check", "STEP_FAILURE", 102.0),
+        ("never_finished", "STEP_START", 102.5),
+    ]
+    timings = cases.step_timings(events)
+    assert timings["sync_step_s"] == pytest.approx(1.66)
+    assert timings["all_steps_s"] == pytest.approx(2.0)
+    assert timings["step_s"] == pytest.approx({"raw_sources": 1.66, "raw_bookings_check": 0.3})
+    assert "analytics_steps_s" not in timings  # no derived table was built
+    assert cases.step_timings([(None, "RUN_START", 1.0)]) == {}
+
+    # (d): derived tables are the `analytics__*` steps that materialized; checks materialized nothing.
+    with_analytics = cases.step_timings(
+        [
+            *events[1:3],
+            ("raw_sources", "ASSET_MATERIALIZATION", 101.0),
+            *events[3:6],
+            ("analytics__event_type_stats", "STEP_START", 102.0),
+            ("analytics__event_type_stats", "ASSET_MATERIALIZATION", 102.4),
+            ("analytics__event_type_stats", "STEP_SUCCESS", 102.5),
+            ("analytics__event_type_stats_primary_key_unique_not_null", "STEP_START", 102.5),
+            ("analytics__event_type_stats_primary_key_unique_not_null", "STEP_SUCCESS", 102.6),
+        ]
     )
-    timings = harness.dagster_timings(str(log))
-    assert timings["sync_step_s"] == pytest.approx(seconds)
-    assert timings["all_steps_s"] == pytest.approx(64.0)
+    assert with_analytics["analytics_steps_s"] == pytest.approx(0.5)
+    assert with_analytics["check_steps_s"] == pytest.approx(0.3 + 0.1)
 
 
-def test_measure_process_counts_descendants(harness: ModuleType, tmp_path: Path) -> None:
+def test_measure_process_counts_descendants(tmp_path: Path) -> None:
     """Peak memory is the summed RSS of the whole tree: a grandchild's 120 MB shows up."""
     grandchild = "import time; b = b'x' * (120 * 2**20); time.sleep(0.6)"
     child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {grandchild!r}], check=True)"
-    result = harness.measure_process(
+    result = measure.measure_process(
         [sys.executable, "-c", child], env=dict(os.environ), log_dir=tmp_path, name="tree", timeout_s=30
     )
     assert result.returncode == 0 and not result.timed_out
@@ -80,8 +80,8 @@ def test_measure_process_counts_descendants(harness: ModuleType, tmp_path: Path)
     assert result.samples >= 5
 
 
-def test_measure_process_kills_on_timeout(harness: ModuleType, tmp_path: Path) -> None:
-    result = harness.measure_process(
+def test_measure_process_kills_on_timeout(tmp_path: Path) -> None:
+    result = measure.measure_process(
         [sys.executable, "-c", "import time; time.sleep(30)"],
         env=dict(os.environ),
         log_dir=tmp_path,
@@ -94,23 +94,27 @@ def test_measure_process_kills_on_timeout(harness: ModuleType, tmp_path: Path) -
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_harness_end_to_end_small_account(harness: ModuleType, tmp_path: Path) -> None:
-    """(a) + (b) on 500 bookings, 1 repeat, --skip-dlt: the table prints and the counts are right."""
+def test_harness_end_to_end_small_account(tmp_path: Path) -> None:
+    """(a) + (b) + (d) on 500 bookings, 1 repeat, --skip-dlt: the table prints and the counts are right."""
     out = tmp_path / "results.json"
-    settings, _, baseline = harness.parse_args(
-        ["--bookings", str(BOOKINGS), "--repeats", "1", "--skip-dlt", "--quiet-wait", "0", "--out", str(out)]
-    )
+    flags = f"--bookings {BOOKINGS} --repeats 1 --skip-dlt --with-analytics --quiet-wait 0".split()
+    settings, _, baseline = run.parse_args([*flags, "--out", str(out)])
     log = io.StringIO()
-    report, results = harness.run_benchmark(settings, out, log=log, baseline_peak_mb=baseline)
+    text, results = run.run_benchmark(settings, out, log=log, baseline_peak_mb=baseline)
 
-    assert "| case | runs ok | median wall s |" in report
-    assert "(a) ours: full sync" in report
-    assert "(b) ours: incremental after 1% changed" in report
-    assert "dlt" not in report.split("Ratios")[0].split("|---|")[1]  # no dlt row
-    assert "WARNING" not in report, report + log.getvalue()
+    assert "| case | runs ok | median wall s |" in text
+    assert "(a) ours: full sync" in text
+    assert "(b) ours: incremental after 1% changed" in text
+    table = text.split("Ratios")[0]  # the first table: one row per case
+    assert "dlt" not in table  # no dlt row
+    # (d) is next to (a), before (b).
+    assert table.index("| (a) ours: full sync |") < table.index("| (d) ours: full sync, --select '*' |")
+    assert table.index("| (d) ours: full sync, --select '*' |") < table.index("| (b) ours:")
+    assert "(d) peak / (a) peak = **" in text
+    assert "WARNING" not in text, text + log.getvalue()
 
     by_case = {m["case"]: m for m in results["measurements"]}
-    full, incremental = by_case["a"], by_case["b"]
+    full, incremental, everything = by_case["a"], by_case["b"], by_case["d"]
     assert full["ok"] and incremental["ok"], log.getvalue()
     assert full["bookings_rows"] == BOOKINGS
     assert incremental["bookings_rows"] == BOOKINGS
@@ -120,8 +124,29 @@ def test_harness_end_to_end_small_account(harness: ModuleType, tmp_path: Path) -
     # The incremental run reads only the changed bookings: far fewer booking pages than the full sync.
     assert 5 < incremental["requests"] < full["requests"], incremental
     assert full["peak_mb"] > 50 and full["wall_s"] > 0.5
+    # (d): the README's main command on fresh state reads what (a) reads, then builds the analytics.
+    assert everything["ok"] and everything["bookings_rows"] == BOOKINGS, log.getvalue()
+    assert everything["requests"] == full["requests"] and everything["throttled"] == 0
+    assert everything["extra"]["command"][-2:] == ["--select", "*"]
+    assert everything["extra"]["run_id"] != full["extra"]["run_id"]
+    assert everything["extra"]["run_status"] == "SUCCESS", everything["extra"]
+    assert 0 < everything["extra"]["analytics_steps_s"] < everything["extra"]["all_steps_s"]
+    assert "(d)'s run steps: sync step" in text
+
+    # Dagster's step timings, read from each run's event log in its DAGSTER_HOME: two different runs,
+    # each with the sync step inside the run's steps, and the steps inside the whole process.
+    extras = full["extra"], incremental["extra"]
+    assert extras[0]["run_id"] != extras[1]["run_id"]
+    for extra, wall in zip(extras, (full["wall_s"], incremental["wall_s"]), strict=True):
+        assert extra["run_status"] == "SUCCESS", extra
+        assert 0 < extra["sync_step_s"] <= extra["all_steps_s"] < wall, extra
+        assert extra["step_s"]["raw_sources"] == extra["sync_step_s"]
+    assert "Where our wall time goes (medians, from Dagster's event log):" in text
+    breakdown = text.split("Where our wall time goes")[1]
+    assert "(a) ours: full sync" in breakdown and "(b) ours: incremental" in breakdown
 
     saved = json.loads(out.read_text())
     assert saved["settings"]["bookings"] == BOOKINGS
-    assert {m["case"] for m in saved["measurements"]} == {"a", "b"}
+    assert {m["case"] for m in saved["measurements"]} == {"a", "b", "d"}
     assert saved["medians"]["a"]["bookings_rows"] == BOOKINGS
+    assert saved["medians"]["a"]["sync_step_s"] == pytest.approx(extras[0]["sync_step_s"])
