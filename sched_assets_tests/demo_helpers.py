@@ -6,7 +6,14 @@ from typing import Any
 
 from sched_assets.api.selector import select_records
 from sched_assets.api.specs import ENDPOINTS_BY_NAME
+from sched_assets.demo import DEMO_API_KEY
 from sched_assets.demo.generator import BOOKING_ID_BASE, DemoAccount
+
+# Request headers as the client sends them: the key, plus each versioned endpoint's header.
+AUTH = {"Authorization": f"Bearer {DEMO_API_KEY}"}
+V_EVENT_TYPES = {**AUTH, **ENDPOINTS_BY_NAME["event_types"].headers}
+V_SCHEDULES = {**AUTH, **ENDPOINTS_BY_NAME["schedules"].headers}
+V_BOOKINGS = {**AUTH, **ENDPOINTS_BY_NAME["bookings"].headers}
 
 
 def account_booking_ids(account: DemoAccount) -> list[int]:
@@ -22,7 +29,12 @@ def all_records(account: DemoAccount, name: str) -> list[dict[str, Any]]:
     if name == "bookings":
         return [account.record(slot) for slot in account.live_slots()]
     spec = ENDPOINTS_BY_NAME[name]
-    return select_records({"data": account.response_data(spec)}, spec.selector)
+    records = select_records({"data": account.response_data(spec)}, spec.selector)
+    if spec.fan_out is not None:  # event types: the own ones, then every team's
+        for team in all_records(account, spec.fan_out.parent.name):
+            for record in account.catalog.team_event_types(team["id"]):
+                records.append({**record, "teamId": record.get("teamId", team["id"])})
+    return records
 
 
 def expected_count(account: DemoAccount, name: str) -> int:

@@ -74,12 +74,12 @@ SAMPLE_ACCOUNT: dict[str, list[dict[str, Any]]] = {
             "id": 100,
             "title": "Intro call",
             "slug": "intro",
-            "length": 60,
+            "length_in_minutes": 60,
             "schedule_id": 10,
             "before_event_buffer": 5,
             "after_event_buffer": 10,
         },
-        {"id": 300, "title": "Quick chat", "slug": "chat", "length": 30, "schedule_id": None},
+        {"id": 300, "title": "Quick chat", "slug": "chat", "length_in_minutes": 30, "schedule_id": None},
     ],
     "bookings": [
         {

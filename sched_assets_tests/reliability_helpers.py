@@ -91,7 +91,16 @@ def served_records(api: DemoApi, resource: str, page_size: int = 250) -> list[Re
     """
     spec = ENDPOINTS_BY_NAME[resource]
     if not spec.paged:
-        return select_records(api_get(api, resource), spec.selector)
+        records = select_records(api_get(api, resource), spec.selector)
+        if spec.fan_out is not None:  # event types: the own ones, then every team's
+            fan_out = spec.fan_out
+            for team in served_records(api, fan_out.parent.name):
+                headers = {"Authorization": f"Bearer {api.api_key}"}
+                response = api.handle("GET", api.root + fan_out.path.format(**team), {}, headers)
+                assert response.status == 200, f"{fan_out.name}: demo answered {response.status}"
+                for record in select_records(response.json(), fan_out.selector):
+                    records.append({**record, "teamId": record.get("teamId", team["id"])})
+        return records
     records: list[Record] = []
     skip = 0
     while True:
@@ -158,7 +167,10 @@ class SyncRun:
     def path_requests(self, resource: str) -> int:
         """Requests for one resource's endpoint."""
         spec = ENDPOINTS_BY_NAME[resource]
-        return sum(n for path, n in self.server["by_path"].items() if path.endswith(spec.path))
+        # Exact path under the API root: `/v2/event-types`, not `/v2/teams/5/event-types`.
+        return sum(
+            n for path, n in self.server["by_path"].items() if "/" + path.split("/", 2)[-1] == spec.path
+        )
 
     @property
     def throttled(self) -> int:

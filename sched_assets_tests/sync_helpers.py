@@ -8,8 +8,9 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME
+from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME, EndpointSpec
 from sched_assets.definitions import warehouse_resources
+from sched_assets.defs.analytics import analytics_assets
 from sched_assets.defs.keys import raw_key
 from sched_assets.defs.resources import SchedApiResource
 from sched_assets.defs.sources import build_source_assets
@@ -27,16 +28,18 @@ def sync(
     *,
     full_refresh: bool = False,
     raise_on_error: bool = True,
+    endpoints: tuple[EndpointSpec, ...] = ENDPOINTS,
+    with_analytics: bool = False,
     **resource_overrides: Any,
 ) -> dg.ExecuteInJobResult:
-    """Materialize the six source assets once, as the main command would."""
+    """Materialize the source assets once (and the analytics, if asked), as the main command would."""
     api = SchedApiResource(
         base_url=url,
         api_key=resource_overrides.pop("api_key", DEMO_API_KEY),
         **{"backoff_factor": 0.01, "max_backoff_seconds": 0.05, **resource_overrides},
     )
     return dg.materialize(
-        [build_source_assets()],
+        [build_source_assets(endpoints), *(analytics_assets if with_analytics else [])],
         resources={"sched_api": api, **warehouse_resources(str(database))},
         instance=instance,
         run_config={"ops": {"raw_sources": {"config": {"full_refresh": full_refresh}}}},

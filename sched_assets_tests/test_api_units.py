@@ -176,10 +176,13 @@ def test_headers_auth_version_and_user_agent():
 
     client, _ = make_client(handler)
     fetch_all(client, BOOKINGS)
-    fetch_all(client, ENDPOINTS_BY_NAME["event_types"])
+    fetch_all(client, ENDPOINTS_BY_NAME["event_types"])  # documented shape, then /teams (no teams)
+    fetch_all(client, ENDPOINTS_BY_NAME["conferencing"])
     assert seen[0].headers["authorization"] == f"Bearer {KEY}"
     assert seen[0].headers["cal-api-version"] == "2024-08-13"
-    assert "cal-api-version" not in seen[1].headers
+    assert seen[1].headers["cal-api-version"] == "2024-06-14"
+    assert [r.url.path for r in seen[1:]] == ["/v2/event-types", "/v2/teams", "/v2/conferencing"]
+    assert "cal-api-version" not in seen[2].headers and "cal-api-version" not in seen[3].headers
     assert seen[0].headers["user-agent"].startswith("sched_assets/")
     assert seen[0].url.path == "/v2/bookings"
     assert KEY not in repr(client) and KEY not in repr(client.config)

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import cases, measure, report, run
+from sched_assets.demo import DemoAccount
+from sched_assets_tests.demo_helpers import all_records
 
 BOOKINGS = 500
 
@@ -118,8 +120,10 @@ def test_harness_end_to_end_small_account(tmp_path: Path) -> None:
     assert full["ok"] and incremental["ok"], log.getvalue()
     assert full["bookings_rows"] == BOOKINGS
     assert incremental["bookings_rows"] == BOOKINGS
-    # 5 single-page resources + ceil(500 / 100) booking pages (+ at most one empty page), no throttling.
-    assert 10 <= full["requests"] <= 12, full
+    # 6 single-request resources + one request per team + ceil(500 / 100) booking pages (+ at most one
+    # empty page), no throttling.
+    teams = len(all_records(DemoAccount(bookings=BOOKINGS), "teams"))
+    assert 11 + teams <= full["requests"] <= 12 + teams, full
     assert full["throttled"] == 0 and incremental["throttled"] == 0
     # The incremental run reads only the changed bookings: far fewer booking pages than the full sync.
     assert 5 < incremental["requests"] < full["requests"], incremental

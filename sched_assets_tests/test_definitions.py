@@ -7,9 +7,10 @@ import duckdb
 import pytest
 
 from sched_assets.api.errors import ConfigError
+from sched_assets.api.specs import ENDPOINTS
 from sched_assets.defs.resources import SchedApiResource, database_path_from_env, demo_mode_from_env
 
-RAW = ["event_types", "my_profile", "schedules", "calendars", "bookings", "conferencing"]
+RAW = [spec.name for spec in ENDPOINTS]
 ANALYTICS = [
     "booking_attendees",
     "schedule_windows",

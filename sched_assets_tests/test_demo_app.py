@@ -22,11 +22,15 @@ from sched_assets.demo import (
     RateLimit,
     demo_transport,
 )
-from sched_assets_tests.demo_helpers import account_booking_ids, all_records
+from sched_assets_tests.demo_helpers import (
+    AUTH,
+    V_BOOKINGS,
+    V_EVENT_TYPES,
+    V_SCHEDULES,
+    account_booking_ids,
+    all_records,
+)
 
-AUTH = {"Authorization": f"Bearer {DEMO_API_KEY}"}
-V_BOOKINGS = {**AUTH, "cal-api-version": "2024-08-13"}
-V_SCHEDULES = {**AUTH, "cal-api-version": "2024-06-11"}
 RATE_HEADERS = ("X-RateLimit-Limit-Default", "X-RateLimit-Remaining-Default", "X-RateLimit-Reset-Default")
 
 
@@ -96,17 +100,30 @@ def test_small_resources_return_their_records(api: DemoApi, account: DemoAccount
         "data": all_records(account, "my_profile")[0],
     }
     assert get(api, "/conferencing", AUTH).json()["data"] == all_records(account, "conferencing")
+    catalog = account.catalog
+    assert get(api, "/event-types", V_EVENT_TYPES).json()["data"] == catalog.event_types_documented()
+    teams = get(api, "/teams", AUTH).json()["data"]
+    assert teams == catalog.teams_data()
+    team_ets = [et for t in teams for et in get(api, f"/teams/{t['id']}/event-types", AUTH).json()["data"]]
+    assert team_ets == [et for t in catalog.teams for et in catalog.team_event_types(t)]
+    # Without the header: the legacy groups, holding the same event types (own and team).
     groups = get(api, "/event-types", AUTH).json()["data"]["eventTypeGroups"]
-    assert [et for g in groups for et in g["eventTypes"]] == all_records(account, "event_types")
+    assert groups == catalog.event_types_data()["eventTypeGroups"]
+    legacy_ids = sorted(et["id"] for g in groups for et in g["eventTypes"])
+    documented_ids = sorted(et["id"] for et in catalog.event_types_documented() + team_ets)
+    assert legacy_ids == documented_ids == sorted(r["id"] for r in all_records(account, "event_types"))
     connected = get(api, "/calendars", AUTH).json()["data"]["connectedCalendars"]
     assert [c for conn in connected for c in conn.get("calendars", [])] == all_records(account, "calendars")
     assert get(api, "/schedules", V_SCHEDULES).json()["data"] == all_records(account, "schedules")
 
 
 def test_unpaginated_endpoints_ignore_paging_params(api: DemoApi) -> None:
-    for path in ("/event-types", "/me", "/calendars", "/conferencing"):
+    for path in ("/event-types", "/me", "/calendars", "/conferencing", "/teams", "/teams/91/event-types"):
         first = get(api, path, AUTH).body
         assert get(api, path, AUTH, skip=100, take=5, limit=1).body == first
+    assert (
+        get(api, "/event-types", V_EVENT_TYPES, skip=3).body == get(api, "/event-types", V_EVENT_TYPES).body
+    )
     assert get(api, "/schedules", V_SCHEDULES, skip=3).body == get(api, "/schedules", V_SCHEDULES).body
 
 
@@ -174,6 +191,7 @@ def test_limit_is_ignored_and_take_is_validated(api: DemoApi) -> None:
         {"skip": -1},
         {"afterUpdatedAt": "yesterday"},
         {"status": "done"},
+        {"status": "accepted"},  # a booking status, not one of the filter's values
         {"sortUpdatedAt": "up"},
     ):
         response = get(api, "/bookings", **bad)
@@ -247,12 +265,16 @@ def test_other_filters_match_brute_force(api: DemoApi, account: DemoAccount) -> 
         cutoff = _iso_epoch(value if "T" in value else value + "T00:00:00+00:00")
         got = [b["id"] for b in all_pages(api, **{name: value})]
         assert got == [b["id"] for b in records if keep(b, cutoff)], name
-    statuses = [b["status"] for b in all_pages(api, status="awaiting_host,pending")]
+    statuses = [b["status"] for b in all_pages(api, status="unconfirmed")]
     assert set(statuses) == {"awaiting_host", "pending"}
     assert len(statuses) == sum(b["status"] in ("awaiting_host", "pending") for b in records)
     combined = all_pages(api, status="cancelled", afterStart="2026-07-01T00:00:00Z", sortStart="asc")
     starts = [b["start"] for b in combined]
-    assert starts == sorted(starts) and all(b["status"] == "cancelled" for b in combined)
+    assert starts == sorted(starts) and {b["status"] for b in combined} == {"cancelled", "rejected"}
+    cutoff = _iso_epoch("2026-07-01T00:00:00Z")
+    assert len(combined) == sum(
+        b["status"] in ("cancelled", "rejected") and _iso_epoch(b["start"]) >= cutoff for b in records
+    )
 
 
 def test_mutations_show_up_in_responses() -> None:

@@ -29,9 +29,10 @@ from sched_assets_tests.demo_helpers import account_booking_ids, all_records, ex
 
 SMALL = ("event_types", "my_profile", "schedules", "calendars", "conferencing")
 _DIGEST = (
-    "import hashlib, orjson; from sched_assets.demo import DemoAccount; from sched_assets_tests.demo_helpers import all_records; a = DemoAccount(1500, seed=11); "
-    "h = hashlib.sha256(); [h.update(orjson.dumps(all_records(a, n))) for n in "
-    "('event_types','my_profile','schedules','calendars','bookings','conferencing')]; print(h.hexdigest())"
+    "import hashlib, orjson; from sched_assets.demo import RESOURCES, DemoAccount; "
+    "from sched_assets_tests.demo_helpers import all_records; a = DemoAccount(1500, seed=11); "
+    "h = hashlib.sha256(); [h.update(orjson.dumps(all_records(a, n))) for n in RESOURCES]; "
+    "h.update(orjson.dumps(a.catalog.event_types_data())); print(h.hexdigest())"
 )
 
 
@@ -56,6 +57,7 @@ def test_same_arguments_give_byte_identical_data() -> None:
     a, b = DemoAccount(800, seed=3), DemoAccount(800, seed=3)
     for name in RESOURCES:
         assert orjson.dumps(all_records(a, name)) == orjson.dumps(all_records(b, name))
+    assert orjson.dumps(a.catalog.event_types_data()) == orjson.dumps(b.catalog.event_types_data())
     other = DemoAccount(800, seed=4)
     assert orjson.dumps(all_records(other, "bookings")) != orjson.dumps(all_records(a, "bookings"))
 
@@ -66,6 +68,7 @@ def test_determinism_does_not_depend_on_hash_seed() -> None:
     digest = hashlib.sha256()
     for name in RESOURCES:
         digest.update(orjson.dumps(all_records(here, name)))
+    digest.update(orjson.dumps(here.catalog.event_types_data()))  # the legacy shape too
     outputs = set()
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
@@ -121,14 +124,19 @@ def test_schedules_two_zones_overlaps_and_overrides(account: DemoAccount) -> Non
     assert any(o["startTime"] == o["endTime"] == "00:00" for o in overrides)  # a day off
 
 
+def legacy_event_types(account: DemoAccount) -> list[dict]:
+    """The legacy grouped shape (no version header), flattened: personal group first, then teams."""
+    return [et for g in account.catalog.event_types_data()["eventTypeGroups"] for et in g["eventTypes"]]
+
+
 def test_event_types_groups_and_fields(account: DemoAccount) -> None:
-    data = account.response_data("event_types")
+    data = account.catalog.event_types_data()
     groups = data["eventTypeGroups"]
     assert groups[0]["teamId"] is None and any(g["teamId"] for g in groups[1:])
     assert len(data["profiles"]) == len(groups)
-    records = all_records(account, "event_types")
+    records = legacy_event_types(account)
     assert len(records) == 8 == expected_count(account, "event_types")
-    assert records == [et for g in groups for et in g["eventTypes"]]
+    assert sorted(et["id"] for et in records) == sorted(r["id"] for r in all_records(account, "event_types"))
     fields = {
         "id",
         "title",
@@ -159,15 +167,43 @@ def test_event_types_groups_and_fields(account: DemoAccount) -> None:
     assert any(et["metadata"] is None for et in records) and any(et["metadata"] for et in records)
     assert any(et["bookingFields"] is None for et in records)
     assert any(et["seatsPerTimeSlot"] for et in records)
+    assert {et["schedulingType"] for et in records} == {None, "ROUND_ROBIN", "COLLECTIVE"}
     assert len({et["id"] for et in records}) == len(records)
+    # The documented shape: own event types at /event-types, team ones at /teams/{id}/event-types.
+    own = account.catalog.event_types_documented()
+    team = [et for t in account.catalog.teams for et in account.catalog.team_event_types(t)]
+    assert [et["id"] for et in own] == [et["id"] for et in groups[0]["eventTypes"]]
+    assert [et["id"] for et in team] == [et["id"] for g in groups[1:] for et in g["eventTypes"]]
+    documented = {
+        "id",
+        "title",
+        "slug",
+        "lengthInMinutes",
+        "description",
+        "locations",
+        "bookingFields",
+        "scheduleId",
+        "beforeEventBuffer",
+        "afterEventBuffer",
+        "metadata",
+        "price",
+        "currency",
+        "hidden",
+        "ownerId",
+    }
+    assert all(documented | {"users", "bookingUrl"} <= et.keys() for et in own)
+    assert all(documented | {"teamId", "hosts", "schedulingType", "team"} <= et.keys() for et in team)
 
 
 def test_three_hundred_event_types_spread_over_groups() -> None:
     big = DemoAccount(100, event_types=300)
-    groups = big.response_data("event_types")["eventTypeGroups"]
+    groups = big.catalog.event_types_data()["eventTypeGroups"]
     assert sum(len(g["eventTypes"]) for g in groups) == 300 == expected_count(big, "event_types")
     assert all(len(g["eventTypes"]) >= 30 for g in groups)
     assert len({et["id"] for g in groups for et in g["eventTypes"]}) == 300
+    own = big.catalog.event_types_documented()
+    team = [et for t in big.catalog.teams for et in big.catalog.team_event_types(t)]
+    assert len(own) == len(groups[0]["eventTypes"]) and len(own) + len(team) == 300
 
 
 def test_calendars_shared_external_id_and_broken_credential(account: DemoAccount) -> None:
@@ -236,8 +272,13 @@ def test_every_status_present_accepted_most_common(bookings: list[dict]) -> None
     assert set(counts) == {"accepted", "cancelled", "rejected", "pending", "awaiting_host"}
     assert counts.most_common(1)[0][0] == "accepted"
     for b in bookings:
-        cancelled = b["status"] == "cancelled"
-        assert ("cancellationReason" in b) == cancelled and ("cancelledByEmail" in b) == cancelled
+        # Present as "" when there is none (always on non-seated bookings), never null.
+        if b["status"] == "cancelled":
+            assert isinstance(b["cancellationReason"], str) and b["cancelledByEmail"]
+        else:
+            assert b.get("cancellationReason", "") == "" and b.get("cancelledByEmail", "") == ""
+    reasons = {b["cancellationReason"] for b in bookings if b["status"] == "cancelled"}
+    assert "" in reasons and "Rescheduled" in reasons and len(reasons) > 3
 
 
 def test_times_are_consistent(bookings: list[dict]) -> None:
@@ -254,7 +295,7 @@ def test_times_are_consistent(bookings: list[dict]) -> None:
 
 
 def test_starts_follow_the_schedule_time_zone(account: DemoAccount, bookings: list[dict]) -> None:
-    ets = {et["id"]: et for et in all_records(account, "event_types")}
+    ets = {et["id"]: et for et in legacy_event_types(account)}
     zones = {s["id"]: s["timeZone"] for s in all_records(account, "schedules")}
     in_hours = late = total = 0
     for b in bookings:
@@ -269,12 +310,14 @@ def test_starts_follow_the_schedule_time_zone(account: DemoAccount, bookings: li
 
 
 def test_seated_bookings_answer_per_seat(account: DemoAccount, bookings: list[dict]) -> None:
-    seated_ids = {et["id"] for et in all_records(account, "event_types") if et["seatsPerTimeSlot"]}
+    seated_ids = {et["id"] for et in legacy_event_types(account) if et["seatsPerTimeSlot"]}
     seated = [b for b in bookings if b["eventTypeId"] in seated_ids]
     assert seated
     for b in seated:
-        assert "bookingFieldsResponses" not in b
+        assert "bookingFieldsResponses" not in b and "guests" not in b
         assert all("seatUid" in a and "bookingFieldsResponses" in a for a in b["attendees"])
+        assert all("email" not in a["bookingFieldsResponses"] and "metadata" in a for a in b["attendees"])
+    assert any(b["attendees"] == [] for b in seated) and any(b["attendees"] for b in seated)
     others = [b for b in bookings if b["eventTypeId"] not in seated_ids]
     assert all("bookingFieldsResponses" in b for b in others)
     assert all("seatUid" not in a for b in others for a in b["attendees"])

@@ -148,6 +148,13 @@ def test_cli_prints_url_and_key_and_serves() -> None:
             "300",
             "--rate-limit",
             "120/60/60",
+            "--max-take",
+            "50",
+            "--reset-header",
+            "epoch",
+            "--no-legacy-event-types",
+            "--fail-team-ids",
+            "92",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -164,6 +171,14 @@ def test_cli_prints_url_and_key_and_serves() -> None:
         response = httpx.get(url.group(0) + "/bookings", params={"take": 1}, headers=HEADERS, timeout=10)
         assert response.status_code == 200 and response.json()["pagination"]["totalItems"] == 300
         assert response.headers["X-RateLimit-Limit-Default"] == "120"
+        assert int(response.headers["X-RateLimit-Reset-Default"]) > time.time()  # an epoch time
+        page = httpx.get(url.group(0) + "/bookings", params={"take": 100}, headers=HEADERS, timeout=10).json()
+        assert len(page["data"]) == 50 and page["pagination"]["itemsPerPage"] == 50
+        auth = {"Authorization": HEADERS["Authorization"]}
+        event_types = httpx.get(url.group(0) + "/event-types", headers=auth, timeout=10).json()["data"]
+        assert isinstance(event_types, list) and "lengthInMinutes" in event_types[0]
+        assert httpx.get(url.group(0) + "/teams/91/event-types", headers=auth, timeout=10).status_code == 200
+        assert httpx.get(url.group(0) + "/teams/92/event-types", headers=auth, timeout=10).status_code == 500
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -183,6 +198,13 @@ def test_faults_and_rate_limit_can_be_changed_at_runtime(server: DemoServer) -> 
         assert plain.post(f"{admin}/faults", params={"nonsense": "1"}).status_code == 400
         plain.post(f"{admin}/faults").raise_for_status()  # no parameters: all faults off
         assert c.get("/bookings").status_code == 200
+        knobs = {"fail_team_ids": "91", "max_take": "7", "legacy_event_types": "0", "reset_header": "epoch"}
+        assert plain.post(f"{admin}/faults", params=knobs).json()["faults"]["fail_team_ids"] == [91]
+        assert c.get("/teams/91/event-types").status_code == 500 and c.get("/teams/92/event-types").is_success
+        assert len(c.get("/bookings", params={"take": 100}).json()["data"]) == 7
+        assert isinstance(c.get("/event-types", headers={"cal-api-version": ""}).json()["data"], list)
+        assert int(c.get("/teams").headers["X-RateLimit-Reset-Default"]) > time.time()
+        plain.post(f"{admin}/faults").raise_for_status()
         plain.post(f"{admin}/rate-limit", params={"value": "2/60/60"}).raise_for_status()
         assert [c.get("/me").status_code for _ in range(3)] == [200, 200, 429]
         plain.post(f"{admin}/rate-limit", params={"value": "none"}).raise_for_status()

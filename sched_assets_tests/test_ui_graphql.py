@@ -45,7 +45,7 @@ STARTUP_TIMEOUT = 150.0  # `dagster dev` until the code location is loaded (abou
 RUN_TIMEOUT = 150.0  # queued -> SUCCESS of the whole demo sync (about 20 s here)
 SHUTDOWN_GRACE = 20.0  # for dagster dev's own Ctrl-C shutdown before everything left is killed
 
-RAW_ASSETS = ["event_types", "my_profile", "schedules", "calendars", "bookings", "conferencing"]
+RAW_ASSETS = [spec.name for spec in ENDPOINTS]
 ANALYTICS_ASSETS = [
     "booking_attendees",
     "schedule_windows",

@@ -25,12 +25,13 @@ from sched_assets.api.errors import (
     ApiError,
     ConfigError,
     RetriesExhaustedError,
+    UnexpectedResponseError,
     describe_body,
     error_for_status,
 )
 from sched_assets.api.ratelimit import RateLimitPacer, retry_after_seconds
-from sched_assets.api.selector import select_records
-from sched_assets.api.specs import MAX_PAGE_SIZE, EndpointSpec
+from sched_assets.api.selector import select_records, selector_matches
+from sched_assets.api.specs import MAX_PAGE_SIZE, EndpointSpec, LegacyShape
 
 USER_AGENT = f"sched_assets/{__version__} (python-httpx/{httpx.__version__})"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -93,6 +94,13 @@ class StopReason(StrEnum):
     LOOP_GUARD = "loop guard: page repeats an earlier page"
 
 
+class ResponseShape(StrEnum):
+    """Which shape a resource's responses came in."""
+
+    DOCUMENTED = "documented"
+    LEGACY = "legacy"
+
+
 @dataclass
 class SyncStats:
     """Counters for one resource's fetch, reported as asset metadata.
@@ -110,6 +118,7 @@ class SyncStats:
     rate_limit_wait_seconds: float = 0.0
     stopped_by: StopReason | None = None
     complete: bool = True
+    shapes: set[ResponseShape] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
     elapsed_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -118,6 +127,13 @@ class SyncStats:
         with self._lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
+
+    def note_shape(self, shape: ResponseShape) -> bool:
+        """Record a response shape; True the first time it is seen."""
+        with self._lock:
+            new = shape not in self.shapes
+            self.shapes.add(shape)
+            return new
 
 
 @dataclass
@@ -154,6 +170,8 @@ class SchedApiClient:
         self._log = logger or _LOG
         self._sleep = sleep
         self._random = random.Random()
+        self._shared: dict[tuple[str, tuple[tuple[str, str], ...]], Future[tuple[list[Record], set]]] = {}
+        self._shared_lock = threading.Lock()
         self.pacer = RateLimitPacer(
             reserve=config.rate_limit_reserve,
             max_wait=config.max_rate_limit_wait_seconds,
@@ -195,47 +213,128 @@ class SchedApiClient:
     def iter_pages(
         self, spec: EndpointSpec, params: Mapping[str, str] | None = None, stats: SyncStats | None = None
     ) -> Iterator[Page]:
-        """Every page of `spec`, in order. Unpaged endpoints are requested exactly once."""
+        """Every page of `spec`, in order. Unpaged endpoints are requested exactly once; a spec with a
+        fan-out then reads its parent resource and one more endpoint per parent record."""
         stats = stats if stats is not None else SyncStats()
         try:
             if spec.paged:
                 yield from self._iter_paged(spec, dict(params or {}), stats)
             else:
-                response = self._get(spec, dict(params or {}), stats)
-                page = Page(1, self._records(spec, response.body))
+                page = Page(1, self._unpaged_records(spec, dict(params or {}), stats))
                 stats.add(pages=1, records=len(page.records))
                 stats.stopped_by = StopReason.UNPAGED
                 yield page
+                if spec.fan_out is not None:
+                    yield from self._iter_fan_out(spec, stats)
         finally:
             stats.rate_limit_waits = self.pacer.waits
             stats.rate_limit_wait_seconds = round(self.pacer.waited_seconds, 3)
             stats.elapsed_seconds = round(time.monotonic() - stats.started, 3)
 
+    def _unpaged_records(
+        self, spec: EndpointSpec, params: dict[str, str], stats: SyncStats, *, own: bool = True
+    ) -> list[Record]:
+        """The records of one unpaged request, fetched once per client and shared.
+
+        The teams listing is both a resource of its own and the parent of the team event types; the two
+        reads run in parallel threads of one sync and share a single request (and its failure).
+        """
+        key = (spec.path, tuple(sorted(params.items())))
+        with self._shared_lock:
+            shared = self._shared.get(key)
+            owner = shared is None
+            if owner:
+                shared = self._shared[key] = Future()
+        assert shared is not None
+        if owner:
+            try:
+                response = self._get(spec, params, stats)
+                seen = SyncStats()
+                shared.set_result((self._records(spec, response.body, seen), seen.shapes))
+            except BaseException as exc:
+                shared.set_exception(exc)
+        records, shapes = shared.result()
+        if own:
+            for shape in shapes:
+                stats.note_shape(shape)
+        return [dict(record) for record in records]
+
+    # ---- fan-out (team event types) -----------------------------------------------------------
+
+    def _iter_fan_out(self, spec: EndpointSpec, stats: SyncStats) -> Iterator[Page]:
+        """One request per parent record (e.g. per team), `concurrency` at a time, inside the shared budget.
+
+        Any failing request fails the whole read, naming the parent record, so nothing partial is written.
+        """
+        fan_out = spec.fan_out
+        assert fan_out is not None
+        parents = self._unpaged_records(fan_out.parent, {}, stats, own=False)
+        children = [(parent, fan_out.as_spec(spec, parent)) for parent in parents]
+        with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="sched-fan") as pool:
+            futures = [pool.submit(self._get, child, {}, stats) for _, child in children]
+            try:
+                for number, ((parent, child), future) in enumerate(zip(children, futures, strict=True), 2):
+                    try:
+                        response = future.result()
+                        records = self._records(child, response.body, SyncStats())  # shape: own endpoint only
+                    except ApiError as exc:
+                        label = ", ".join(f"{k}={parent.get(k)!r}" for k in fan_out.parent.primary_key)
+                        raise type(exc)(
+                            f"{spec.name}: reading {fan_out.parent.name} {label} failed: {exc}",
+                            status=exc.status,
+                            code=exc.code,
+                            path=child.path,
+                        ) from exc
+                    for record in records:
+                        for field_name, parent_field in fan_out.stamp.items():
+                            if record.get(field_name) is None:
+                                record[field_name] = parent.get(parent_field)
+                    stats.add(pages=1, records=len(records))
+                    yield Page(number, records)
+            finally:
+                for future in futures:
+                    future.cancel()
+
     # ---- paging -------------------------------------------------------------------------------
 
     def _iter_paged(self, spec: EndpointSpec, params: dict[str, str], stats: SyncStats) -> Iterator[Page]:
+        """Offset paging that follows what the server says, not what was asked.
+
+        `skip` advances by the records a page actually returned; paging ends on `hasNextPage: false`,
+        `skip >= totalItems`, an empty page or a repeated page, and on a short page only when the server
+        sends no pagination. A server that serves fewer records than `take` is paged by its own size.
+        Up to `concurrency` pages are in flight, sized by that real page size; if a guess was wrong, the
+        gap is requested before going on, so no record is skipped.
+        """
         take = self.config.page_size
+        size = take  # records a page really holds, learned from the server
         seen_pages: set[int] = set()
-        first = self._fetch_page(spec, params, 0, take, 1, stats)
-        reason = self._stop_reason(spec, first, take, seen_pages, stats)
-        yield first
-        if reason:
-            return
-        total = _int_or_none((first.pagination or {}).get("totalItems"))
-        number, skip = 1, take
+        need = 0  # the first offset not covered yet
+        total: int | None = None
+        number = 0
         with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="sched-page") as pool:
             pending: list[tuple[int, Future[Page]]] = []
             try:
                 while True:
-                    # Keep up to `concurrency` pages in flight while the announced total says there are more;
-                    # past it (or without a total) go one page at a time so a growing account still ends.
-                    window = self.config.concurrency if total is not None and skip < total else 1
-                    while len(pending) < window and (not pending or (total is not None and skip < total)):
+                    while pending and pending[0][0] < need:  # overlaps what is covered: drop it
+                        pending.pop(0)[1].cancel()
+                    if not pending or pending[0][0] != need:
+                        number += 1
+                        future = pool.submit(self._fetch_page, spec, params, need, take, number, stats)
+                        pending.insert(0, (need, future))
+                    # More pages in flight while the announced total says there are more; past it (or
+                    # without a total) one page at a time, so a growing account still ends.
+                    window = self.config.concurrency if total is not None and need < total else 1
+                    next_skip = pending[-1][0] + size
+                    while len(pending) < window and total is not None and next_skip < total:
                         number += 1
                         pending.append(
-                            (skip, pool.submit(self._fetch_page, spec, params, skip, take, number, stats))
+                            (
+                                next_skip,
+                                pool.submit(self._fetch_page, spec, params, next_skip, take, number, stats),
+                            )
                         )
-                        skip += take
+                        next_skip += size
                     _, future = pending.pop(0)
                     page = future.result()
                     reason = self._stop_reason(spec, page, take, seen_pages, stats)
@@ -244,10 +343,18 @@ class SchedApiClient:
                     yield page
                     if reason:
                         return
-                    if page.pagination is not None:
-                        latest_total = _int_or_none(page.pagination.get("totalItems"))
-                        if latest_total is not None:
-                            total = latest_total
+                    pagination = page.pagination or {}
+                    total = _int_or_none(pagination.get("totalItems"))
+                    returned = len(page.records)
+                    need = (page.skip or 0) + returned
+                    if returned < size:
+                        size = returned
+                        announced = _int_or_none(pagination.get("itemsPerPage"))
+                        self._log.warning(
+                            f"{spec.name}: the server serves at most {returned} records a page "
+                            f"(asked for {take}; it announces itemsPerPage={announced}). Paging by what it "
+                            "returns."
+                        )
             finally:
                 for _, future in pending:
                     future.cancel()
@@ -259,7 +366,10 @@ class SchedApiClient:
         body = response.body
         pagination = body.get("pagination") if isinstance(body, dict) else None
         page = Page(
-            number, self._records(spec, body), skip, pagination if isinstance(pagination, dict) else None
+            number,
+            self._records(spec, body, stats),
+            skip,
+            pagination if isinstance(pagination, dict) else None,
         )
         return page
 
@@ -283,20 +393,46 @@ class SchedApiClient:
         else:
             seen_pages.add(signature)
             stats.add(pages=1, records=len(page.records))
-            pagination = page.pagination or {}
-            total = _int_or_none(pagination.get("totalItems"))
-            if len(page.records) < take:
-                reason = StopReason.SHORT_PAGE
-            elif pagination.get("hasNextPage") is False:
-                reason = StopReason.NO_NEXT_PAGE
-            elif total is not None and page.skip is not None and page.skip + take >= total:
-                reason = StopReason.TOTAL_REACHED
+            pagination = page.pagination
+            if pagination is None:
+                # Without pagination facts a short page is the only sign of the end.
+                if len(page.records) < take:
+                    reason = StopReason.SHORT_PAGE
+            else:
+                total = _int_or_none(pagination.get("totalItems"))
+                if pagination.get("hasNextPage") is False:
+                    reason = StopReason.NO_NEXT_PAGE
+                elif total is not None and page.skip is not None and page.skip + len(page.records) >= total:
+                    reason = StopReason.TOTAL_REACHED
         if reason:
             stats.stopped_by = reason
         return reason
 
-    def _records(self, spec: EndpointSpec, body: Any) -> list[Record]:
-        records = select_records(body, spec.selector)
+    def _records(self, spec: EndpointSpec, body: Any, stats: SyncStats) -> list[Record]:
+        """The records of a response, in the documented shape or (normalised) a legacy one.
+
+        A body in neither shape is an error, never an empty list: an empty table would look like a
+        successful sync of an account with nothing in it.
+        """
+        if selector_matches(body, spec.selector):
+            records = select_records(body, spec.selector)
+            stats.note_shape(ResponseShape.DOCUMENTED)
+        elif spec.legacy is not None and selector_matches(body, spec.legacy.selector):
+            records = [_normalised(r, spec.legacy) for r in select_records(body, spec.legacy.selector)]
+            if stats.note_shape(ResponseShape.LEGACY):
+                self._log.warning(
+                    f"{spec.name}: GET {spec.path} answered in the {spec.legacy.name} shape although "
+                    f"{_header_note(spec)} was sent; reading it and renaming its fields to the documented ones."
+                )
+        else:
+            raise UnexpectedResponseError(
+                f"{spec.name}: GET {spec.path} with {_header_note(spec)} answered in an unknown shape: no "
+                f"records at `{spec.selector}`"
+                + (f" nor at `{spec.legacy.selector}` ({spec.legacy.name})" if spec.legacy else "")
+                + f"; top-level keys {sorted(body) if isinstance(body, dict) else type(body).__name__}. "
+                "Check SCHED_API_BASE_URL points at the API root (e.g. https://api.cal.com/v2).",
+                path=spec.path,
+            )
         secret = spec.secret_fields
         if secret:
             # OAuth tokens must not leave the client: not in tables, logs or metadata.
@@ -420,3 +556,17 @@ def _int_or_none(value: Any) -> int | None:
 
 
 __all__ = ["ApiError", "ClientConfig", "Page", "SchedApiClient", "StopReason", "SyncStats", "record_key"]
+
+
+def _normalised(record: Record, legacy: LegacyShape) -> Record:
+    """A legacy record with its fields renamed (and values recoded) to the documented ones."""
+    out = {legacy.renames.get(name, name): value for name, value in record.items()}
+    for name, mapping in legacy.values.items():
+        value = out.get(name)
+        if isinstance(value, str) and value in mapping:
+            out[name] = mapping[value]
+    return out
+
+
+def _header_note(spec: EndpointSpec) -> str:
+    return f"header `cal-api-version: {spec.version}`" if spec.version else "no version header"

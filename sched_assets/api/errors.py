@@ -39,6 +39,10 @@ class RetriesExhaustedError(ApiError):
     """A retryable failure (5xx, 429, network, bad body) persisted through every retry."""
 
 
+class UnexpectedResponseError(ApiError):
+    """A 200 response in no shape the client knows: an error, never an empty resource."""
+
+
 def describe_body(body: bytes, content_type: str = "") -> tuple[str | None, str]:
     """(error.code, message) from an error body: the JSON envelope, or a short note for HTML/other bodies."""
     try:

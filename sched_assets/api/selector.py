@@ -31,3 +31,20 @@ def select_records(body: Any, selector: str) -> list[dict[str, Any]]:
         elif isinstance(node, list):
             records.extend(item for item in node if isinstance(item, dict))
     return records
+
+
+def selector_matches(body: Any, selector: str) -> bool:
+    """Whether `body` has the container `selector` reads from: the path up to its first `*` (or all of it).
+
+    `data.*` needs `data` to be a list; `data` needs an object (or list). An empty list matches (a
+    resource with no records); a missing or null container, or an object where a list belongs, does not
+    (a different response shape, e.g. the legacy grouped event types under `data`).
+    """
+    node = body
+    for part in selector.split(".") if selector else []:
+        if part == "*":
+            return isinstance(node, list)
+        if not isinstance(node, dict) or node.get(part) is None:
+            return False
+        node = node[part]
+    return isinstance(node, dict | list)

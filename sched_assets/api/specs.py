@@ -19,6 +19,50 @@ DEFAULT_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
+class LegacyShape:
+    """An older, undocumented response shape a server may still answer with.
+
+    Its records are read with `selector`, then renamed (`renames`: legacy field -> documented field)
+    and recoded (`values`: field -> legacy value -> documented value), so they type like documented ones.
+    """
+
+    name: str
+    selector: str
+    renames: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """More records of the same resource, one request per record of a parent resource.
+
+    `path` is formatted with the parent record's fields (`/teams/{id}/event-types`); `stamp` sets record
+    fields from parent fields when the record lacks them (`{"teamId": "id"}`).
+    """
+
+    parent: EndpointSpec
+    path: str
+    name: str
+    selector: str = "data.*"
+    version: str | None = None
+    stamp: Mapping[str, str] = field(default_factory=dict)
+
+    def as_spec(self, owner: EndpointSpec, parent_record: Mapping[str, Any]) -> EndpointSpec:
+        """The endpoint for one parent record (its path filled in), read like any unpaged resource."""
+        return EndpointSpec(
+            name=self.name,
+            path=self.path.format(**parent_record),
+            selector=self.selector,
+            primary_key=owner.primary_key,
+            columns=owner.columns,
+            preview_columns=(),
+            description=f"{owner.name} of {self.parent.name} {parent_record.get('id')}",
+            version=self.version,
+            secret_fields=owner.secret_fields,
+        )
+
+
+@dataclass(frozen=True)
 class EndpointSpec:
     """How one API resource is fetched, typed, keyed, shown and faked.
 
@@ -39,6 +83,8 @@ class EndpointSpec:
     paged: bool = False
     # Fields removed from records before they leave the client: they hold credentials.
     secret_fields: frozenset[str] = frozenset()
+    legacy: LegacyShape | None = None
+    fan_out: FanOut | None = None
     demo_data: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -47,37 +93,131 @@ class EndpointSpec:
         return {"cal-api-version": self.version} if self.version else {}
 
 
+TEAMS = EndpointSpec(
+    name="teams",
+    path="/teams",
+    selector="data.*",
+    primary_key=("id",),
+    description="One row per team the API key's user belongs to.",
+    columns={
+        "id": "int",
+        "parentId": "int",
+        "name": "str",
+        "slug": "str",
+        "logoUrl": "str",
+        "calVideoLogo": "str",
+        "appLogo": "str",
+        "appIconLogo": "str",
+        "bio": "str",
+        "hideBranding": "bool",
+        "isOrganization": "bool",
+        "isPrivate": "bool",
+        "hideBookATeamMember": "bool",
+        "metadata": "json",
+        "theme": "str",
+        "brandColor": "str",
+        "darkBrandColor": "str",
+        "bannerUrl": "str",
+        "timeFormat": "int",
+        "timeZone": "str",
+        "weekStart": "str",
+    },
+    preview_columns=("id", "name", "slug", "time_zone"),
+    demo_data=lambda catalog: catalog.teams_data(),
+)
+
+# Fields of the documented event-type shape (2024-06-14); the team variant adds the ones below it.
+# The schema types some number fields as "object" (a generator quirk): they are typed by meaning here,
+# and a value that does not fit still lands verbatim in `_extra`.
+_EVENT_TYPE_COLUMNS: dict[str, Kind] = {
+    "id": "int",
+    "lengthInMinutes": "int",
+    "lengthInMinutesOptions": "json",
+    "title": "str",
+    "slug": "str",
+    "description": "str",
+    "locations": "json",
+    "bookingFields": "json",
+    "disableGuests": "bool",
+    "slotInterval": "int",
+    "minimumBookingNotice": "int",
+    "beforeEventBuffer": "int",
+    "afterEventBuffer": "int",
+    "recurrence": "json",
+    "metadata": "json",
+    "price": "float",
+    "currency": "str",
+    "lockTimeZoneToggleOnBookingPage": "bool",
+    "seatsPerTimeSlot": "int",
+    "forwardParamsSuccessRedirect": "bool",
+    "successRedirectUrl": "str",
+    "isInstantEvent": "bool",
+    "seatsShowAvailabilityCount": "bool",
+    "scheduleId": "int",
+    "bookingLimitsCount": "json",
+    "bookerActiveBookingsLimit": "json",
+    "onlyShowFirstAvailableSlot": "bool",
+    "bookingLimitsDuration": "json",
+    "bookingWindow": "json",
+    "bookerLayouts": "json",
+    "confirmationPolicy": "json",
+    "requiresBookerEmailVerification": "bool",
+    "hideCalendarNotes": "bool",
+    "color": "json",
+    "seats": "json",
+    "offsetStart": "int",
+    "customName": "str",
+    "destinationCalendar": "json",
+    "useDestinationCalendarEmail": "bool",
+    "hideCalendarEventDetails": "bool",
+    "hideOrganizerEmail": "bool",
+    "calVideoSettings": "json",
+    "hidden": "bool",
+    "bookingRequiresAuthentication": "bool",
+    "disableCancelling": "json",
+    "disableRescheduling": "json",
+    "interfaceLanguage": "str",
+    "allowReschedulingPastBookings": "bool",
+    "allowReschedulingCancelledBookings": "bool",
+    "showOptimizedSlots": "bool",
+    "ownerId": "int",
+    "users": "json",
+    "bookingUrl": "str",
+    # team event types (GET /teams/{teamId}/event-types); null on the key owner's own
+    "teamId": "int",
+    "parentEventTypeId": "int",
+    "hosts": "json",
+    "assignAllTeamMembers": "bool",
+    "schedulingType": "str",
+    "team": "json",
+    "emailSettings": "json",
+    "rescheduleWithSameRoundRobinHost": "bool",
+}
+
 EVENT_TYPES = EndpointSpec(
     name="event_types",
     path="/event-types",
-    selector="data.eventTypeGroups.*.eventTypes.*",
+    selector="data.*",
     primary_key=("id",),
-    description="One row per event type (personal and team groups).",
-    columns={
-        "id": "int",
-        "title": "str",
-        "slug": "str",
-        "length": "int",
-        "description": "str",
-        "hidden": "bool",
-        "position": "int",
-        "metadata": "json",
-        "afterEventBuffer": "int",
-        "beforeEventBuffer": "int",
-        "assignAllTeamMembers": "bool",
-        "schedulingType": "str",
-        "scheduleId": "int",
-        "teamId": "int",
-        "userId": "int",
-        "price": "float",
-        "currency": "str",
-        "locations": "json",
-        "bookingFields": "json",
-        "hosts": "json",
-        "seatsPerTimeSlot": "int",
-    },
-    preview_columns=("id", "title", "slug", "length", "schedule_id", "team_id"),
-    demo_data=lambda catalog: catalog.event_types_data(),
+    version="2024-06-14",
+    description="One row per event type: the key owner's own (`team_id` null) and those of their teams.",
+    columns=_EVENT_TYPE_COLUMNS,
+    preview_columns=("id", "title", "slug", "length_in_minutes", "schedule_id", "team_id"),
+    legacy=LegacyShape(
+        name="grouped (legacy, undocumented)",
+        selector="data.eventTypeGroups.*.eventTypes.*",
+        renames={"length": "lengthInMinutes", "userId": "ownerId"},
+        values={
+            "schedulingType": {"ROUND_ROBIN": "roundRobin", "COLLECTIVE": "collective", "MANAGED": "managed"}
+        },
+    ),
+    fan_out=FanOut(
+        parent=TEAMS,
+        path="/teams/{id}/event-types",
+        name="team_event_types",
+        stamp={"teamId": "id"},
+    ),
+    demo_data=lambda catalog: catalog.event_types_documented(),
 )
 
 MY_PROFILE = EndpointSpec(
@@ -98,6 +238,7 @@ MY_PROFILE = EndpointSpec(
         "organizationId": "int",
         "avatarUrl": "str",
         "bio": "str",
+        "organization": "json",
     },
     preview_columns=("id", "username", "time_zone", "default_schedule_id", "time_format"),
     demo_data=lambda catalog: catalog.me_record(),
@@ -162,6 +303,7 @@ BOOKINGS = EndpointSpec(
         "cancellationReason": "str",
         "cancelledByEmail": "str",
         "reschedulingReason": "str",
+        "rescheduledByEmail": "str",
         "rescheduledFromUid": "str",
         "rescheduledToUid": "str",
         "start": "ts",
@@ -208,5 +350,13 @@ CONFERENCING = EndpointSpec(
     demo_data=lambda catalog: catalog.conferencing,
 )
 
-ENDPOINTS: tuple[EndpointSpec, ...] = (EVENT_TYPES, MY_PROFILE, SCHEDULES, CALENDARS, BOOKINGS, CONFERENCING)
+ENDPOINTS: tuple[EndpointSpec, ...] = (
+    EVENT_TYPES,
+    TEAMS,
+    MY_PROFILE,
+    SCHEDULES,
+    CALENDARS,
+    BOOKINGS,
+    CONFERENCING,
+)
 ENDPOINTS_BY_NAME: dict[str, EndpointSpec] = {spec.name: spec for spec in ENDPOINTS}

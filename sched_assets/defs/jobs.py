@@ -7,7 +7,7 @@ import dagster as dg
 sync_everything = dg.define_asset_job(
     name="sync_everything",
     selection=dg.AssetSelection.all(),
-    description="Incremental sync of all six API resources, then every derived analytics table and check.",
+    description="Incremental sync of every API resource, then every derived analytics table and check.",
 )
 
 full_refresh_everything = dg.define_asset_job(

@@ -85,9 +85,20 @@ def _description(spec: EndpointSpec) -> str:
         if spec.paged
         else "Fetched whole on every run (one request) and replaced atomically."
     )
+    also = ""
+    if spec.fan_out is not None:
+        also += (
+            f" Then `GET {spec.fan_out.path}` for every record of `raw.{spec.fan_out.parent.name}`, "
+            f"records at `{spec.fan_out.selector}`."
+        )
+    if spec.legacy is not None:
+        also += (
+            f" A server answering in the {spec.legacy.name} shape (`{spec.legacy.selector}`) is read too, "
+            "its fields renamed to the documented ones; `response_shape` in the metadata says which was seen."
+        )
     return (
         f"**Grain:** {spec.description}\n\n"
-        f"**Source:** `GET {spec.path}`{version}, records at `{spec.selector}`.\n\n"
+        f"**Source:** `GET {spec.path}`{version}, records at `{spec.selector}`.{also}\n\n"
         f"**Key:** {key}.\n\n{paging}\n\n"
         "Known fields are typed columns in snake_case; unknown fields and values that do not fit their "
         "column are kept in `_extra` (JSON); `_synced_at` is when the row was written."
@@ -321,6 +332,8 @@ def _output(item: Fetched, source: str, log: Any) -> dg.Output:
             "incomplete. Its rows are merged; no row is deleted and the incremental cursor is not advanced."
         )
     stats, frame_stats = item.stats, item.frame_stats
+    shapes = ", ".join(sorted(stats.shapes)) or "none"
+    log.info(f"{spec.name}: {frame_stats.rows} records in {stats.pages} page(s), response shape: {shapes}")
     metadata: dict[str, Any] = {
         "source": source,
         "sync_plan": item.plan.reason,
@@ -332,6 +345,7 @@ def _output(item: Fetched, source: str, log: Any) -> dg.Output:
         "rate_limit_waits": stats.rate_limit_waits,
         "fetch_seconds": stats.elapsed_seconds,
         "stopped_by": stats.stopped_by.value if stats.stopped_by else "",
+        "response_shape": shapes,
         "values_converted": frame_stats.converted,
         "values_kept_in_extra": frame_stats.kept_in_extra,
         "unknown_fields": ", ".join(sorted(frame_stats.unknown_fields)) or "none",

@@ -1,7 +1,10 @@
 """The demo API: a deterministic, realistic fake of the scheduling API (Cal.com v2).
 
 - `DemoAccount` (generator.py): the data, lazily generated, up to millions of bookings.
-- `DemoApi` (app.py): the HTTP behaviour (auth, versions, paging, filters, rate limit, faults).
+- `DemoApi` (app.py): the HTTP behaviour (auth, versions, paging, filters, rate limit, faults);
+  it owns its routes (routes.py), including `/teams` and `/teams/{teamId}/event-types`.
+- Response shapes follow the official schemas in ../shared/openapi/ (event_types.py: documented
+  event types and teams; bookings.py: 2024-08-13 bookings), plus the legacy fallbacks (shapes.py).
 - `demo_transport` (in-process httpx) and `serve` (a real local socket) deliver it.
 
 Pure Python: standard library, httpx and orjson only.

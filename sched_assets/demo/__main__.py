@@ -54,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--ignore-skip", action="store_true")
     faults.add_argument("--overstate-total", type=int, default=0)
     faults.add_argument("--drift", action="store_true")
+    faults.add_argument("--max-take", type=int, default=None, help="bookings: serve at most N per page")
+    faults.add_argument(
+        "--no-legacy-event-types",
+        action="store_true",
+        help="GET /event-types always answers in the documented shape, header or not",
+    )
+    faults.add_argument("--fail-team-ids", default="", help="comma list: team event types answer 500")
+    faults.add_argument("--reset-header", choices=("seconds", "epoch"), default="seconds")
     faults.add_argument("--fault-resources", default="", help="comma list: restrict random faults to these")
     return p
 
@@ -75,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         ignore_skip=args.ignore_skip,
         overstate_total=args.overstate_total,
         drift=args.drift,
+        max_take=args.max_take,
+        legacy_event_types=not args.no_legacy_event_types,
+        fail_team_ids=frozenset(int(t) for t in args.fail_team_ids.split(",") if t.strip()),
+        reset_header=args.reset_header,
         resources=frozenset(r for r in args.fault_resources.split(",") if r) or None,
     )
     started = time.perf_counter()

@@ -3,32 +3,35 @@
 `handle(method, path, query, headers)` returns a `DemoResponse`; `transport.py` (in-process httpx)
 and `server.py` (a real socket) only translate it. Everything the real service does that a client
 must survive lives here: auth, version-dependent shapes, paging, filters, rate limiting, faults.
+Routing is in `routes.py`, bookings pages in `pages.py`, the `/_demo/` test hooks in `admin.py`.
 """
 
 from __future__ import annotations
 
-import math
+import re
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
-from sched_assets.api.specs import DEFAULT_PAGE_SIZE, ENDPOINTS, MAX_PAGE_SIZE, EndpointSpec
-from sched_assets.demo.faults import FaultDice, Faults, Roll, faults_from_params
+from sched_assets.api.specs import ENDPOINTS, EndpointSpec
+from sched_assets.demo.admin import ADMIN_PREFIX, admin_response
+from sched_assets.demo.faults import FaultDice, Faults, Roll
 from sched_assets.demo.generator import BOOKING_ID_BASE, DemoAccount
-from sched_assets.demo.query import BookingIndex, BookingQuery, QueryError
+from sched_assets.demo.pages import bookings_body
+from sched_assets.demo.query import BookingIndex, QueryError
 from sched_assets.demo.ratelimit import UNLIMITED, Decision, RateLimit, RateLimiter
-from sched_assets.demo.shapes import drift_booking, error_body, gateway_html, legacy_booking
-from sched_assets.demo.timefmt import parse_iso
+from sched_assets.demo.routes import TEAM_EVENT_TYPES, Route, Router
+from sched_assets.demo.shapes import error_body, gateway_html
 
 DEMO_API_KEY = "cal_demo_public_key"  # public on purpose; never `cal_live_...`
-ADMIN_PREFIX = "/_demo/"
 JSON_TYPE = "application/json; charset=utf-8"
+EVENT_TYPES_VERSION = "2024-06-14"  # the documented GET /event-types shape; anything else: legacy
+_INTEGER = re.compile(r"-?\d+")
 Action = Literal["ok", "reset", "truncate", "timeout"]
 
 
@@ -82,23 +85,16 @@ def _bearer(value: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise QueryError(f"{name} must be an integer number") from None
-    if value < low:
-        raise QueryError(f"{name} must not be less than {low}")
-    if high is not None and value > high:
-        raise QueryError(f"{name} must not be greater than {high}")
-    return value
+def _success(data: Any) -> bytes:
+    return orjson.dumps({"status": "success", "data": data})
 
 
 class DemoApi:
-    """The fake API. Thread-safe: one lock serialises request handling and mutations."""
+    """The fake API. Thread-safe: one lock serialises request handling and mutations.
+
+    `wall_clock` (epoch seconds) only feeds the `reset_header="epoch"` fault knob; `clock` drives
+    the rate limiter and the stats.
+    """
 
     def __init__(
         self,
@@ -109,26 +105,32 @@ class DemoApi:
         rate_limit: RateLimit | None = None,
         clock: Callable[[], float] = time.monotonic,
         resources: Sequence[EndpointSpec] = ENDPOINTS,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.account = account
         self.api_key = api_key
         self.root = "/" + root.strip("/") if root.strip("/") else ""
         self.clock = clock
+        self.wall_clock = wall_clock
         self.stats = Stats()
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self._index = BookingIndex(account)
-        self._routes: dict[str, EndpointSpec] = {spec.path: spec for spec in resources}
+        self._router = Router(self.root, resources)
         self._successes = 0
         self.faults = faults or Faults()
         self.rate_limit = rate_limit
-        # Unpaged resources answer the same body to every request: rendered once from their spec.
+        catalog = account.catalog
+        # Unpaged resources answer the same body to every request: rendered once.
         self._static = {
-            spec.name: orjson.dumps({"status": "success", "data": account.response_data(spec)})
-            for spec in resources
-            if not spec.paged
+            spec.name: _success(account.response_data(spec))
+            for spec in self._router.specs
+            if not spec.paged and spec.name != "event_types"
         }
-        legacy = [s.legacy_record() for s in account.catalog.schedules]
-        self._legacy_schedules = orjson.dumps({"status": "success", "data": legacy})
+        # GET /event-types: its shape depends on the version header (and the legacy knob), not the spec.
+        self._event_types = _success(catalog.event_types_documented())
+        self._legacy_event_types = _success(catalog.event_types_data())
+        self._team_event_types = {t: _success(catalog.team_event_types(t)) for t in catalog.teams}
+        self._legacy_schedules = _success([s.legacy_record() for s in catalog.schedules])
         # Drift starts halfway through the initial bookings, i.e. mid-stream of a full sync.
         self._drift_from = BOOKING_ID_BASE + account.initial // 2
 
@@ -140,7 +142,7 @@ class DemoApi:
 
     @faults.setter
     def faults(self, faults: Faults) -> None:
-        with self._lock:
+        with self.lock:
             self._faults = faults
             self._dice = FaultDice(faults)
 
@@ -150,19 +152,19 @@ class DemoApi:
 
     @rate_limit.setter
     def rate_limit(self, rule: RateLimit | None) -> None:
-        with self._lock:
+        with self.lock:
             self._rate_limit = rule
             self._limiter = RateLimiter(rule or UNLIMITED, enforce=rule is not None)
 
     def reset_stats(self) -> None:
         """Zero the counters (and the `fail_after` success count)."""
-        with self._lock:
+        with self.lock:
             self.stats = Stats()
             self._successes = 0
 
     def reset_limits(self) -> None:
         """Forget every key's window and block."""
-        with self._lock:
+        with self.lock:
             self._limiter.reset()
 
     # ---- request handling -------------------------------------------------------------------
@@ -173,8 +175,9 @@ class DemoApi:
         """Answer one request. `path` excludes the query string; `query` is already parsed."""
         method = method.upper()
         if path.startswith(ADMIN_PREFIX):
-            return self._admin(method, path, query)
-        with self._lock:
+            status, answer = admin_response(self, method, path, query)
+            return DemoResponse(status, {"Content-Type": JSON_TYPE}, orjson.dumps(answer))
+        with self.lock:
             now = self.clock()
             lowered = {k.lower(): v for k, v in headers.items()}
             self.stats.requests += 1
@@ -185,9 +188,9 @@ class DemoApi:
                 if decision.blocked_before:
                     self.stats.blocked_times.append(now)
                 return self._finish(now, method, path, self._error(429, path, decision))
-            spec = self._route(path)
+            route = self._router.resolve(path)
             roll = self._dice.roll()
-            response = self._respond(method, path, query, lowered, token, spec, roll, decision)
+            response = self._respond(method, path, query, lowered, token, route, roll, decision)
             response.delay = self._faults.latency + (self._faults.spike_latency if roll.spike else 0.0)
             return self._finish(now, method, path, response)
 
@@ -198,12 +201,12 @@ class DemoApi:
         query: Mapping[str, str],
         headers: dict[str, str],
         token: str | None,
-        spec: EndpointSpec | None,
+        route: Route | None,
         roll: Roll,
         decision: Decision,
     ) -> DemoResponse:
         faults = self._faults
-        targeted = faults.resources is None or (spec is not None and spec.name in faults.resources)
+        targeted = faults.resources is None or (route is not None and route.name in faults.resources)
         kind = roll.kind if targeted else "ok"
         if faults.fail_after is not None and self._successes >= faults.fail_after:
             return self._error(503, path, decision, "Service Unavailable (fail_after)")
@@ -211,37 +214,37 @@ class DemoApi:
             return DemoResponse(0, {}, b"", "reset")
         if kind == "error":
             if roll.html:
-                headers_ = {"Content-Type": "text/html", **decision.headers()}
+                headers_ = {"Content-Type": "text/html", **self._limit_headers(decision)}
                 return DemoResponse(roll.error_status, headers_, gateway_html(roll.error_status))
             return self._error(roll.error_status, path, decision)
-        if spec is None or method != "GET":
+        if route is None or method != "GET":
             return self._error(404, path, decision, f"Cannot {method} {path}")
         if token != self.api_key:
             return self._error(401, path, decision)
-        if spec.name in faults.fail_status:
-            return self._error(faults.fail_status[spec.name], path, decision)
+        if route.name in faults.fail_status:
+            return self._error(faults.fail_status[route.name], path, decision)
         try:
-            body = self._body(spec, query, headers)
+            body = self._body(route, query, headers)
         except QueryError as exc:
             details = {"message": [str(exc)], "error": "Bad Request", "statusCode": 400}
             return self._error(400, path, decision, str(exc), details)
-        response = DemoResponse(200, {"Content-Type": JSON_TYPE, **decision.headers()}, body)
+        except _Refused as refused:
+            return self._error(refused.status, path, decision, refused.message, refused.details)
+        response = DemoResponse(200, {"Content-Type": JSON_TYPE, **self._limit_headers(decision)}, body)
         if kind == "timeout":
             response.action = "timeout"
         elif kind == "truncate":
             response.body, response.action = body[: len(body) // 2], "truncate"
         return response
 
-    def _route(self, path: str) -> EndpointSpec | None:
-        if self.root and not path.startswith(self.root + "/"):
-            return None
-        rest = path[len(self.root) :].rstrip("/")
-        return self._routes.get(rest)
+    def _limit_headers(self, decision: Decision) -> dict[str, str]:
+        epoch = self.wall_clock() if self._faults.reset_header == "epoch" else None
+        return decision.headers(epoch)
 
     def _error(
         self, status: int, path: str, decision: Decision, message: str | None = None, details: Any = None
     ) -> DemoResponse:
-        headers = {"Content-Type": JSON_TYPE, **decision.headers()}
+        headers = {"Content-Type": JSON_TYPE, **self._limit_headers(decision)}
         return DemoResponse(status, headers, error_body(status, path, message, details))
 
     def _finish(self, now: float, method: str, path: str, response: DemoResponse) -> DemoResponse:
@@ -256,117 +259,39 @@ class DemoApi:
 
     # ---- bodies -----------------------------------------------------------------------------
 
-    def _body(self, spec: EndpointSpec, query: Mapping[str, str], headers: Mapping[str, str]) -> bytes:
+    def _body(self, route: Route, query: Mapping[str, str], headers: Mapping[str, str]) -> bytes:
+        version = headers.get("cal-api-version")
+        if route.name == TEAM_EVENT_TYPES:
+            return self._team_body(route.team_id or "")
+        spec = route.spec
+        assert spec is not None
         if spec.name == "bookings":
-            return self._bookings(query, headers.get("cal-api-version") == spec.version)
-        if spec.name == "schedules" and headers.get("cal-api-version") != spec.version:
+            versioned = version == spec.version
+            return bookings_body(self.account, self._index, query, versioned, self._faults, self._drift_from)
+        if spec.name == "event_types":
+            legacy = self._faults.legacy_event_types and version != EVENT_TYPES_VERSION
+            return self._legacy_event_types if legacy else self._event_types
+        if spec.name == "schedules" and version != spec.version:
             return self._legacy_schedules  # missing/unknown/quoted version: the old shape, silently
         # The other resources ignore every query parameter: each `skip` returns the same full list.
         return self._static[spec.name]
 
-    def _bookings(self, query: Mapping[str, str], versioned: bool) -> bytes:
-        take = _int_param(query, "take", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
-        skip = _int_param(query, "skip", 0, 0, None)
-        selection = BookingQuery.from_params(query)
-        faults = self._faults
-        if faults.ignore_skip:
-            skip = 0
-        account = self.account
-        with account.lock:
-            slots = self._index.select(selection)
-            total = len(slots)
-            page = slots[skip : skip + take]
-            if versioned and not faults.drift:
-                # Fast path: cached JSON of each booking, joined (the body is byte-identical).
-                chunks = [account.record_json(s) for s in page]
-                records = None
-            else:
-                records = [account.record(s) for s in page]
-        if records is None:
-            returned = len(chunks)
-            pagination = self._pagination(total, skip, take, returned)
-            return (
-                b'{"status":"success","data":['
-                + b",".join(chunks)
-                + b'],"pagination":'
-                + orjson.dumps(pagination)
-                + b"}"
-            )
-        if faults.drift:
-            records = [drift_booking(r, self._drift_from) for r in records]
-        if not versioned:
-            more = skip + take < total
-            legacy = [legacy_booking(r) for r in records]
-            data = {"bookings": legacy, "recurringInfo": [], "nextCursor": skip + take if more else None}
-            return orjson.dumps({"status": "success", "data": data})
-        pagination = self._pagination(total, skip, take, len(records))
-        return orjson.dumps({"status": "success", "data": records, "pagination": pagination})
-
-    def _pagination(self, total: int, skip: int, take: int, returned: int) -> dict[str, Any]:
-        reported = total + self._faults.overstate_total  # a lying server keeps promising more pages
-        return {
-            "totalItems": reported,
-            "remainingItems": max(0, reported - skip - returned),
-            "returnedItems": returned,
-            "itemsPerPage": take,
-            "currentPage": skip // take + 1,
-            "totalPages": math.ceil(reported / take),
-            "hasNextPage": skip + take < reported,
-            "hasPreviousPage": skip > 0,
-        }
-
-    # ---- admin ------------------------------------------------------------------------------
-
-    def _admin(self, method: str, path: str, query: Mapping[str, str]) -> DemoResponse:
-        """Test hooks: no auth, no rate limit, no faults, not counted.
-
-        GET stats; POST reset-stats, reset-limits, faults?error_rate=..&..., rate-limit?value=120/60/60,
-        touch?fraction=0.01 (or ids=1,2; optional at=ISO), delete?ids=1,2, add?n=10 (optional at=ISO).
-        """
-        name = path[len(ADMIN_PREFIX) :].strip("/")
-        wanted = {"stats": "GET"}.get(name, "POST")
-        known = ("stats", "reset-stats", "reset-limits", "faults", "rate-limit", "touch", "delete", "add")
-        if name not in known:
-            return DemoResponse(404, {"Content-Type": JSON_TYPE}, orjson.dumps({"error": f"unknown {path}"}))
-        if method != wanted:
-            return DemoResponse(405, {"Content-Type": JSON_TYPE}, orjson.dumps({"error": f"use {wanted}"}))
-        try:
-            result = self._admin_action(name, query)
-        except (ValueError, KeyError) as exc:
-            return DemoResponse(400, {"Content-Type": JSON_TYPE}, orjson.dumps({"error": str(exc)}))
-        return DemoResponse(200, {"Content-Type": JSON_TYPE}, orjson.dumps(result))
-
-    def _admin_action(self, name: str, query: Mapping[str, str]) -> dict[str, Any]:
-        with self._lock:
-            account = self.account
-            if name == "stats":
-                return {
-                    **self.stats.snapshot(),
-                    "bookings": account.booking_count,
-                    "generation": account.generation,
-                }
-            if name == "reset-stats":
-                self.reset_stats()
-                return {"ok": True}
-            if name == "reset-limits":
-                self.reset_limits()
-                return {"ok": True}
-            if name == "faults":  # replaces every fault setting; no parameters = all off
-                self.faults = faults_from_params(query)
-                return {"ok": True, "faults": {**asdict(self.faults), "resources": query.get("resources")}}
-            if name == "rate-limit":
-                self.rate_limit = RateLimit.parse(query.get("value", "none"))
-                return {"ok": True, "rate_limit": asdict(self.rate_limit) if self.rate_limit else None}
-            at = datetime.fromtimestamp(parse_iso(query["at"]), tz=UTC) if "at" in query else None
-            if name == "touch":
-                target = _ids(query["ids"]) if "ids" in query else float(query.get("fraction", "0.01"))
-                ids = account.touch(target, at=at)
-                return {"touched": len(ids), "ids": ids}
-            if name == "delete":
-                return {"deleted": account.delete(_ids(query.get("ids", "")))}
-            ids = account.add(int(query.get("n", "1")), at=at)
-            return {"added": len(ids), "ids": ids}
+    def _team_body(self, raw: str) -> bytes:
+        if not _INTEGER.fullmatch(raw):  # the service's ParseIntPipe
+            message = "Validation failed (numeric string is expected)"
+            raise _Refused(400, message, {"message": message, "error": "Bad Request", "statusCode": 400})
+        team_id = int(raw)
+        body = self._team_event_types.get(team_id)
+        if body is None:
+            raise _Refused(404, f"Team with id {team_id} not found")
+        if team_id in self._faults.fail_team_ids:
+            raise _Refused(500, f"Internal server error (fail_team_ids: team {team_id})")
+        return body
 
 
-def _ids(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
+class _Refused(Exception):
+    """An error answer decided while building a body (bad path parameter, unknown team, forced failure)."""
+
+    def __init__(self, status: int, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.details = status, message, details

@@ -28,6 +28,10 @@ UNKNOWN_LENGTH = 30
 
 RESCHEDULE_PERIOD = 53  # slot % 53 == 11 is rescheduled into slot + 1
 RESCHEDULE_OFFSET = 11
+# Seated bookings with slot % 7 == 3 hide their attendees: the key may not see other seats.
+HIDDEN_SEATS_PERIOD, HIDDEN_SEATS_OFFSET = 7, 3
+# Recurring series: groups of four consecutive slots, one group in 17, only late in the stream.
+RECURRING_PERIOD, RECURRING_OFFSET = 17, 5
 
 _CANCEL_REASONS = (
     "Something came up at work",
@@ -123,7 +127,12 @@ def _where(rng: random.Random, kind: str) -> _Where:
 
 
 class BookingFactory:
-    """Turns a slot's stored numbers into the full record the API would return."""
+    """Turns a slot's stored numbers into the full record the API would return (2024-08-13 shape).
+
+    As the service does: `hosts` is the organizer alone; `meetingUrl` is a (deprecated) copy of
+    `location`; non-seated bookings always carry `cancellationReason`/`cancelledByEmail` ("" when
+    there is none); seated bookings carry answers per seat and no top-level `guests` or answers.
+    """
 
     def __init__(self, catalog: Catalog, seed: int, initial: int) -> None:
         self.catalog = catalog
@@ -132,6 +141,13 @@ class BookingFactory:
         # Rarely-present fields (rating, recurringBookingUid) start only after this slot, so a client
         # that infers its schema from the first pages meets them deep into the sync.
         self.late_from = int(initial * 0.6)
+
+    def recurring_uid(self, slot: int) -> str | None:
+        """The series uid of a recurring booking, None for one-off bookings (filters use it too)."""
+        if slot < self.late_from or (slot // 4) % RECURRING_PERIOD != RECURRING_OFFSET:
+            return None
+        group = (slot // 4) * 0x9E3779B97F4A7C15 + self.seed * 0xBF58476D1CE4E5B9
+        return str(uuid.UUID(int=group & (2**128 - 1), version=4))
 
     def _attendee(self, rng: random.Random) -> tuple[Json, str, str]:
         first, last = person_name(rng)
@@ -149,12 +165,20 @@ class BookingFactory:
         return attendee, first, last
 
     def _responses(
-        self, rng: random.Random, first: str, last: str, email: str, et: EventType | None, where: _Where
+        self,
+        rng: random.Random,
+        first: str,
+        last: str,
+        email: str | None,
+        et: EventType | None,
+        where: _Where,
     ) -> Json:
         name: str | Json = (
             f"{first} {last}" if rng.random() < 0.65 else {"firstName": first, "lastName": last}
         )
-        out: Json = {"name": name, "email": email, "location": dict(where.response)}
+        out: Json = {"name": name, "location": dict(where.response)}
+        if email is not None:  # a seat's answers come without the email (it is on the attendee)
+            out["email"] = email
         for key in et.custom_fields if et else ():
             if rng.random() < 0.75:
                 out[key] = _custom_value(rng, key)
@@ -176,13 +200,13 @@ class BookingFactory:
         rng = random.Random(slot_key(self.seed, slot))
         uid = _uid_from(rng)
         et = self.catalog.event_types[et_index] if et_index >= 0 else None
-        owner = self.catalog.owner
+        # The organizer: a round-robin pick, a collective event's first host, or the owner.
         if et is None:
-            hosts = [owner]
+            organizer = self.catalog.owner
         elif et.collective:
-            hosts = list(et.hosts)
+            organizer = et.hosts[0]
         else:
-            hosts = [pick(rng, et.hosts)]
+            organizer = pick(rng, et.hosts)
         seated = et is not None and et.seated
         kind = pick(rng, et.location_kinds) if et else "google_meet"
         where = _where(rng, kind)
@@ -191,9 +215,9 @@ class BookingFactory:
         n_attendees = 2 + rng.randrange(3) if seated else (1 if roll < 0.8 else 2 if roll < 0.95 else 3)
         people = [self._attendee(rng) for _ in range(n_attendees)]
         attendees = [p[0] for p in people]
-        guests = [] if seated else [a["email"] for a in attendees[1:]]
+        guests = [a["email"] for a in attendees[1:]]
         et_title = et.record["title"] if et else "Consultation"
-        title = f"{et_title} between {hosts[0].name} and {attendees[0]['name']}"
+        title = f"{et_title} between {organizer.name} and {attendees[0]['name']}"
         description = pick(rng, ("", "", "Agenda: intro, demo, Q&A.", "Follow-up on our last call."))
         if version:
             # A touched booking visibly changed, not only its updatedAt.
@@ -205,13 +229,16 @@ class BookingFactory:
             "uid": uid,
             "title": title,
             "description": description,
-            "hosts": [h.host() for h in hosts],
+            "hosts": [organizer.host()],
             "status": STATUSES[status],
         }
         reschedule_source = is_reschedule_source(slot, self.initial) and status == CANCELLED
         if status == CANCELLED:
-            record["cancellationReason"] = "Rescheduled" if reschedule_source else pick(rng, _CANCEL_REASONS)
-            record["cancelledByEmail"] = pick(rng, (hosts[0].email, attendees[0]["email"]))
+            reason = "Rescheduled" if reschedule_source else pick(rng, _CANCEL_REASONS)
+            record["cancellationReason"] = reason or ""
+            record["cancelledByEmail"] = pick(rng, (organizer.email, attendees[0]["email"]))
+        elif not seated:
+            record["cancellationReason"] = record["cancelledByEmail"] = ""
         if reschedule_source:
             record["rescheduledToUid"] = booking_uid(self.seed, slot + 1)
         elif slot >= 1 and slot < self.initial and is_reschedule_source(slot - 1, self.initial):
@@ -226,7 +253,7 @@ class BookingFactory:
                 "eventType": {"id": et.id, "slug": et.slug}
                 if et
                 else {"id": UNKNOWN_EVENT_TYPE_ID, "slug": UNKNOWN_EVENT_TYPE_SLUG},
-                "meetingUrl": where.meeting_url,
+                "meetingUrl": where.location,
                 "location": where.location,
                 "absentHost": rng.random() < 0.03,
                 "createdAt": iso(created),
@@ -241,15 +268,16 @@ class BookingFactory:
             record["rating"] = rng.randint(1, 5)
         record["icsUid"] = f"{uid}@Cal.com"
         if seated:
+            # Answers per seat, never at the top level; and no `guests` (every seat is an attendee).
             for attendee, first, last in people:
                 attendee["seatUid"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-                attendee["bookingFieldsResponses"] = self._responses(
-                    rng, first, last, attendee["email"], et, where
-                )
-        record["attendees"] = attendees
-        record["guests"] = guests
-        if not seated:
-            # Seated bookings carry answers per seat (above), never at the top level.
+                attendee["bookingFieldsResponses"] = self._responses(rng, first, last, None, et, where)
+                attendee["metadata"] = {}
+            hidden = slot % HIDDEN_SEATS_PERIOD == HIDDEN_SEATS_OFFSET
+            record["attendees"] = [] if hidden else attendees
+        else:
+            record["attendees"] = attendees
+            record["guests"] = guests
             _, first, last = people[0]
             responses = self._responses(rng, first, last, attendees[0]["email"], et, where)
             if guests:
@@ -257,7 +285,7 @@ class BookingFactory:
             if rng.random() < 0.3:
                 responses["notes"] = pick(rng, _NOTES)
             record["bookingFieldsResponses"] = responses
-        if late and (slot // 4) % 17 == 5:
-            group = (slot // 4) * 0x9E3779B97F4A7C15 + self.seed * 0xBF58476D1CE4E5B9
-            record["recurringBookingUid"] = str(uuid.UUID(int=group & (2**128 - 1), version=4))
+        series = self.recurring_uid(slot)
+        if series is not None:
+            record["recurringBookingUid"] = series
         return record

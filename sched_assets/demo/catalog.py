@@ -1,7 +1,8 @@
 """The small, static part of the demo account: profile, event types, and the `Catalog` that holds it all.
 
-Everything here is built once from the seed and is tiny (even 300 event types), so it is kept as plain
-dicts in exactly the shape the endpoints return. Bookings are generated lazily (`generator.py`).
+Everything here is built once from the seed and is tiny (even 300 event types). Event types are kept
+as legacy records (the grouped, header-less shape); `event_types.py` derives the documented shapes
+from them, so both describe the same account. Bookings are generated lazily (`generator.py`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from sched_assets.demo.event_types import own_event_type, team_event_type, team_record
 from sched_assets.demo.integrations import calendars, conferencing
 from sched_assets.demo.people import (
     DEFAULT_SCHEDULE_ID,
@@ -166,8 +168,27 @@ class Catalog:
             "locale": "en",
         }
 
+    def event_types_documented(self) -> list[Json]:
+        """`data` of GET /event-types with `cal-api-version: 2024-06-14`: the owner's own event types."""
+        own = (et.record for et in self.event_types if et.record["teamId"] is None)
+        return [own_event_type(record, self.owner) for record in own]
+
+    def teams_data(self) -> list[Json]:
+        """`data` of GET /teams: the teams the key's owner belongs to."""
+        return [team_record(team_id, name) for team_id, (name, _) in self.teams.items()]
+
+    def team_event_types(self, team_id: int) -> list[Json]:
+        """`data` of GET /teams/{team_id}/event-types; KeyError for a team the owner is not in."""
+        name, members = self.teams[team_id]
+        team = team_record(team_id, name)
+        return [
+            team_event_type(et.record, members, team)
+            for et in self.event_types
+            if et.record["teamId"] == team_id
+        ]
+
     def event_types_data(self) -> Json:
-        """`data` of GET /event-types: groups (personal first, then teams) and profiles."""
+        """`data` of GET /event-types without the version header (legacy): groups and profiles."""
         owner = self.owner
         groups: list[Json] = [
             {

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 RANDOM_STATUSES = (500, 502, 503, 504)
 
@@ -15,8 +16,14 @@ class Faults:
 
     Rates are fractions of requests (0..1). Random faults apply to API requests only (never to the
     `/_demo/` admin endpoints) and, when `resources` is set, only to those resource names
-    (`bookings`, `event_types`, ...). The sequence of faults depends only on `seed` and the order
-    of requests.
+    (`bookings`, `event_types`, `teams`, `team_event_types`, ...). The sequence of faults depends only
+    on `seed` and the order of requests.
+
+    Shape knobs: `legacy_event_types` (default on, like the service) answers GET /event-types without
+    the exact `cal-api-version: 2024-06-14` in the old grouped shape; off, it always answers in the
+    documented flat shape. `max_take` caps the bookings page size below what the client asked for,
+    and the pagination says so (`itemsPerPage`). `reset_header` picks what `X-RateLimit-Reset-Default`
+    carries: `"seconds"` until the reset, or the reset's Unix `"epoch"` time (sources disagree).
     """
 
     seed: int = 0
@@ -28,22 +35,36 @@ class Faults:
     truncate_rate: float = 0.0  # 200 with the body cut in half (invalid JSON)
     reset_rate: float = 0.0  # connection reset, no response
     timeout_rate: float = 0.0  # the server stalls longer than any sane client timeout
-    fail_status: dict[str, int] = field(default_factory=dict)  # resource -> status, every time
+    # resource name (also `teams`, `team_event_types`) -> status, every time
+    fail_status: dict[str, int] = field(default_factory=dict)
+    fail_team_ids: frozenset[int] = frozenset()  # GET /teams/{id}/event-types answers 500 for these
     fail_after: int | None = None  # after N successful requests, every request gets 503
     ignore_skip: bool = False  # bookings: every page is the first page
     overstate_total: int = 0  # bookings: pagination.totalItems lies by this much
     drift: bool = False  # bookings: new fields and changed types midway through the stream
+    max_take: int | None = None  # bookings: pages hold at most this many, whatever `take` asked
+    legacy_event_types: bool = True  # GET /event-types without the exact header: the old grouped shape
+    reset_header: str = "seconds"  # X-RateLimit-Reset-Default: "seconds" until reset, or "epoch" time
     resources: frozenset[str] | None = None  # limit the random faults to these resources
 
+    def __post_init__(self) -> None:
+        if self.reset_header not in RESET_HEADERS:
+            raise ValueError(f"reset_header must be one of {', '.join(RESET_HEADERS)}")
+        if self.max_take is not None and self.max_take < 1:
+            raise ValueError("max_take must be at least 1")
 
-_BOOL_FIELDS = {"ignore_skip", "drift"}
-_INT_FIELDS = {"seed", "overstate_total", "fail_after"}
+
+RESET_HEADERS = ("seconds", "epoch")
+_BOOL_FIELDS = {"ignore_skip", "drift", "legacy_event_types"}
+_INT_FIELDS = {"seed", "overstate_total"}
+_OPTIONAL_INT_FIELDS = {"fail_after", "max_take"}
 
 
 def faults_from_params(params: Mapping[str, str]) -> Faults:
     """Build `Faults` from string parameters (admin endpoint, CLI): `error_rate=0.2&drift=1&...`.
 
-    `fail_status` is `bookings=403,schedules=404`; `resources` a comma list. Unknown names raise ValueError.
+    `fail_status` is `bookings=403,team_event_types=404`; `resources` and `fail_team_ids` are comma
+    lists; `reset_header` is `seconds` or `epoch`. Unknown names (or values) raise ValueError.
     """
     names = {f.name for f in fields(Faults)}
     unknown = set(params) - names
@@ -54,15 +75,30 @@ def faults_from_params(params: Mapping[str, str]) -> Faults:
         if name in _BOOL_FIELDS:
             values[name] = raw.strip().lower() in ("1", "true", "yes", "on")
         elif name in _INT_FIELDS:
-            values[name] = None if name == "fail_after" and raw.strip().lower() in ("", "none") else int(raw)
+            values[name] = int(raw)
+        elif name in _OPTIONAL_INT_FIELDS:
+            values[name] = None if raw.strip().lower() in ("", "none") else int(raw)
         elif name == "fail_status":
             pairs = (item.split("=", 1) for item in raw.split(",") if item.strip())
             values[name] = {key.strip(): int(status) for key, status in pairs}
         elif name == "resources":
             values[name] = frozenset(r.strip() for r in raw.split(",") if r.strip()) or None
+        elif name == "fail_team_ids":
+            values[name] = frozenset(int(t) for t in raw.split(",") if t.strip())
+        elif name == "reset_header":
+            values[name] = raw.strip().lower()
         else:
             values[name] = float(raw)
     return Faults(**values)  # type: ignore[arg-type]
+
+
+def faults_json(faults: Faults) -> dict[str, Any]:
+    """`faults` as JSON-friendly values (sets as sorted lists), for the admin endpoint's answer."""
+    out = asdict(faults)
+    for name, value in out.items():
+        if isinstance(value, frozenset):
+            out[name] = sorted(value)
+    return out
 
 
 @dataclass(frozen=True)

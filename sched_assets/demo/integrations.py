@@ -11,27 +11,34 @@ DEMO_OAUTH_TOKEN = "ya29.demo-oauth-token-NOT-A-REAL-SECRET-5f2c9e1a"
 DEMO_REFRESH_TOKEN = "1//demo-refresh-token-NOT-A-REAL-SECRET-8b7d4c30"
 DEMO_SECRETS: tuple[str, ...] = (DEMO_OAUTH_TOKEN, DEMO_REFRESH_TOKEN)
 
-_GOOGLE = {
-    "type": "google_calendar",
-    "title": "Google Calendar",
-    "slug": "google-calendar",
-    "categories": ["calendar"],
-    "logo": "/app-store/googlecalendar/logo.svg",
-}
-_OUTLOOK = {
-    "type": "office365_calendar",
-    "title": "Outlook Calendar",
-    "slug": "office365-calendar",
-    "categories": ["calendar"],
-    "logo": "/app-store/office365calendar/logo.svg",
-}
-_APPLE = {
-    "type": "apple_calendar",
-    "title": "Apple Calendar",
-    "slug": "apple-calendar",
-    "categories": ["calendar"],
-    "logo": "/app-store/applecalendar/logo.svg",
-}
+
+def _app(type_: str, title: str, slug: str, dir_name: str, description: str) -> Json:
+    """A connected calendar's `integration`: the app-store entry the service sends along."""
+    return {
+        "name": title,
+        "description": description,
+        "type": type_,
+        "title": title,
+        "variant": "calendar",
+        "category": "calendar",
+        "categories": ["calendar"],
+        "logo": f"/app-store/{dir_name}/logo.svg",
+        "publisher": "Cal.com",
+        "slug": slug,
+        "url": "https://cal.com/",
+        "email": "help@cal.com",
+        "dirName": dir_name,
+        "installed": True,
+        "appData": None,
+        "locationOption": None,
+    }
+
+
+_GOOGLE = _app("google_calendar", "Google Calendar", "google-calendar", "googlecalendar", "Google Calendar")
+_OUTLOOK = _app(
+    "office365_calendar", "Outlook Calendar", "office365-calendar", "office365calendar", "Outlook Calendar"
+)
+_APPLE = _app("apple_calendar", "Apple Calendar", "apple-calendar", "applecalendar", "Apple Calendar")
 HOLIDAY_CALENDAR = "en.german#holiday@group.v.calendar.google.com"
 
 
@@ -162,5 +169,6 @@ def conferencing(owner: Person) -> list[Json]:
         row(802, "zoom_video", "zoom"),
         row(803, "daily_video", "daily-video"),
         row(804, "office365_video", "msteams", invalid=True),
-        row(805, "zoom_video", "zoom", userId=None, teamId=SALES_TEAM_ID, **team_billing),
+        # A team-level install still names the user who installed it: userId is never null.
+        row(805, "zoom_video", "zoom", teamId=SALES_TEAM_ID, **team_billing),
     ]

@@ -9,15 +9,19 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sched_assets.demo.bookings import STATUS_CODES
-from sched_assets.demo.generator import DemoAccount
+from sched_assets.demo.bookings import AWAITING_HOST, CANCELLED, PENDING, REJECTED
+from sched_assets.demo.generator import AS_OF_EPOCH, DemoAccount
 from sched_assets.demo.timefmt import parse_iso
 
 # Query parameter -> account field it sorts on; the real API accepts these four.
 SORT_PARAMS = {"sortStart": "start", "sortEnd": "end", "sortCreated": "created", "sortUpdatedAt": "updated"}
+# The `status` filter names views of bookings, not booking statuses (several: comma-separated, OR-ed).
+STATUS_FILTERS = ("upcoming", "recurring", "past", "cancelled", "unconfirmed")
+# "Now" for upcoming/past: the generated history's end, the instant every demo timestamp is relative to.
+NOW = AS_OF_EPOCH
 
 
 class QueryError(ValueError):
@@ -32,7 +36,7 @@ class BookingQuery:
     after_created: int | None = None
     after_start: int | None = None
     before_end: int | None = None
-    statuses: frozenset[int] | None = None
+    statuses: frozenset[str] | None = None  # STATUS_FILTERS names
     sort: str | None = None  # account field, or None for id order
     descending: bool = False
 
@@ -52,11 +56,10 @@ class BookingQuery:
         statuses = None
         if params.get("status"):
             names = [part.strip() for part in params["status"].split(",") if part.strip()]
-            unknown = [n for n in names if n not in STATUS_CODES]
-            if unknown:
-                allowed = ", ".join(STATUS_CODES)
+            if any(n not in STATUS_FILTERS for n in names):
+                allowed = ", ".join(STATUS_FILTERS)
                 raise QueryError(f"each value in status must be one of the following values: {allowed}")
-            statuses = frozenset(STATUS_CODES[n] for n in names)
+            statuses = frozenset(names)
         sort, descending = None, False
         for param, field in SORT_PARAMS.items():
             direction = params.get(param)
@@ -136,7 +139,25 @@ def _filter(
     if q.before_end is not None:
         end, t = acc.end, q.before_end
         slots = array("q", [s for s in slots if end[s] <= t])
-    if q.statuses is not None:
-        status, wanted = acc.status, q.statuses
-        slots = array("q", [s for s in slots if status[s] in wanted])
+    if q.statuses:
+        keep = _status_filter(acc, q.statuses)
+        slots = array("q", [s for s in slots if keep(s)])
     return slots
+
+
+def _status_filter(acc: DemoAccount, names: frozenset[str]) -> Callable[[int], bool]:
+    """The service's meaning of each `status` filter value, OR-ed, as a predicate over slots."""
+    status, end, recurring = acc.status, acc.end, acc.factory.recurring_uid
+    dead = (CANCELLED, REJECTED)
+    tests: list[Callable[[int], bool]] = []
+    if "upcoming" in names:
+        tests.append(lambda s: end[s] > NOW and status[s] not in dead)
+    if "past" in names:
+        tests.append(lambda s: end[s] <= NOW and status[s] not in dead)
+    if "cancelled" in names:
+        tests.append(lambda s: status[s] in dead)
+    if "unconfirmed" in names:
+        tests.append(lambda s: status[s] in (PENDING, AWAITING_HOST))
+    if "recurring" in names:
+        tests.append(lambda s: recurring(s) is not None)
+    return lambda s: any(test(s) for test in tests)

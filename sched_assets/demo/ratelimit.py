@@ -42,11 +42,13 @@ class Decision:
     reset: int  # seconds until the window (or the block) ends
     blocked_before: bool  # the key was already blocked when this request arrived
 
-    def headers(self) -> dict[str, str]:
+    def headers(self, epoch_now: float | None = None) -> dict[str, str]:
+        """The X-RateLimit-* headers; given the wall-clock `epoch_now`, the reset is a Unix time instead."""
+        reset = self.reset if epoch_now is None else math.ceil(epoch_now) + self.reset
         return {
             "X-RateLimit-Limit-Default": str(self.limit),
             "X-RateLimit-Remaining-Default": str(self.remaining),
-            "X-RateLimit-Reset-Default": str(self.reset),
+            "X-RateLimit-Reset-Default": str(reset),
         }
 
 

@@ -87,7 +87,7 @@ def legacy_booking(rec: Json) -> Json:
         "rescheduled": True if rec.get("rescheduledToUid") else None,
         "fromReschedule": rec.get("rescheduledFromUid"),
         "recurringEventId": rec.get("recurringBookingUid"),
-        "cancellationReason": rec.get("cancellationReason"),
+        "cancellationReason": rec.get("cancellationReason") or None,  # v2's "" was null here
         "rejectionReason": None,
         "noShowHost": rec["absentHost"],
         "isRecorded": False,
