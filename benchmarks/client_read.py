@@ -2,6 +2,7 @@
 
     uv run python benchmarks/client_read.py --bookings 100000
     uv run python benchmarks/client_read.py --bookings 20000 --rate-limit 120/60/60
+    uv run python benchmarks/client_read.py --bookings 100000 --order both   # offset vs keyset reads
 
 Starts `python -m sched_assets.demo` as its own process (pre-rendered, so the server is not the
 bottleneck), reads all bookings with `SchedApiClient` (default settings unless given), and prints
@@ -20,7 +21,21 @@ from pathlib import Path
 
 from benchmarks.servers import DemoServer
 from sched_assets.api.client import ClientConfig, SchedApiClient, SyncStats
+from sched_assets.api.keyset import iter_keyset
 from sched_assets.api.specs import ENDPOINTS_BY_NAME
+
+BOOKINGS = ENDPOINTS_BY_NAME["bookings"]
+# offset: take/skip paging (the old full read); keyset: by position in createdAt order, as a full
+# refresh reads now (including the count taken after the read).
+ORDERS = ("offset", "keyset")
+
+
+def read(client: SchedApiClient, order: str, stats: SyncStats) -> int:
+    if order == "offset":
+        pages = client.iter_pages(BOOKINGS, {}, stats)
+    else:
+        pages = iter_keyset(client, BOOKINGS, BOOKINGS.full_order, stats, check_total=True)
+    return sum(len(page.records) for page in pages)
 
 
 def main() -> int:
@@ -32,14 +47,17 @@ def main() -> int:
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--order", choices=[*ORDERS, "both"], default="offset")
     args = parser.parse_args()
+    orders = ORDERS if args.order == "both" else (args.order,)
     rate_limit = None if args.rate_limit == "none" else args.rate_limit
     with (
         tempfile.TemporaryDirectory(prefix="sched_client_read_") as logs,
         DemoServer(args.bookings, rate_limit=rate_limit, log_dir=Path(logs)) as server,
     ):
-        walls = []
-        for _ in range(args.repeats):
+        walls: dict[str, list[float]] = {order: [] for order in orders}
+        # Alternate the orders within each repeat, so drift of the machine hits both alike.
+        for order in [o for _ in range(args.repeats) for o in orders]:
             server.reset_stats()
             server.reset_limits()
             config = ClientConfig(
@@ -51,23 +69,27 @@ def main() -> int:
             stats = SyncStats()
             started = time.perf_counter()
             with SchedApiClient(config) as client:
-                records = sum(
-                    len(page.records) for page in client.iter_pages(ENDPOINTS_BY_NAME["bookings"], {}, stats)
-                )
-            walls.append(time.perf_counter() - started)
+                records = read(client, order, stats)
+            walls[order].append(time.perf_counter() - started)
             served = server.stats()
             line = (
-                f"records={records} requests={served['requests']} 429s={served['throttled']} "
-                f"wall={walls[-1]:.2f}s"
+                f"{order}: records={records} requests={served['requests']} 429s={served['throttled']} "
+                f"wall={walls[order][-1]:.2f}s"
             )
             if args.rate_limit != "none":
                 limit, window = (float(x) for x in args.rate_limit.split("/")[:2])
                 floor = (math.ceil(served["requests"] / limit) - 1) * window
                 line += (
-                    f" floor={floor:.0f}s ratio={walls[-1] / floor:.3f}" if floor else f" floor={floor:.0f}s"
+                    f" floor={floor:.0f}s ratio={walls[order][-1] / floor:.3f}"
+                    if floor
+                    else f" floor={floor:.0f}s"
                 )
             print(line, flush=True)
-        print(f"median wall over {len(walls)} run(s): {statistics.median(walls):.2f}s")
+        medians = {order: statistics.median(times) for order, times in walls.items()}
+        for order, median in medians.items():
+            print(f"{order}: median wall over {len(walls[order])} run(s): {median:.2f}s")
+        if len(medians) == 2:
+            print(f"keyset / offset (medians): {medians['keyset'] / medians['offset']:.3f}")
     return 0
 
 

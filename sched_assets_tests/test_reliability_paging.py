@@ -11,13 +11,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sched_assets.api.selector import select_records
 from sched_assets.demo import DemoAccount, DemoApi, Faults
 from sched_assets_tests.reliability_helpers import (
     FULL_REFRESH,
     RESOURCES,
     account_records,
-    api_get,
     assert_raw_tables_exact,
     demo_server,
     record_outcome,
@@ -51,27 +49,25 @@ def test_unpaged_endpoint_with_300_items_is_read_once(instance: dg.DagsterInstan
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
-def test_server_ignoring_skip_stops_after_the_first_page(
+def test_server_ignoring_skip_is_read_exactly_by_position(
     concurrency: int, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
-    """Every `skip` returns page one: the client keeps the first page, warns, and stops."""
+    """Every `skip` is ignored: bookings are read by position (`afterCreatedAt`), so nothing is lost."""
     database = tmp_path / "sched.duckdb"
     account = DemoAccount(bookings=300)
     api = DemoApi(account, faults=Faults(ignore_skip=True))
     with demo_server(api) as server:
         run = sync(api, server.url, database, instance, page_size=50, concurrency=concurrency)
-        first_page = select_records(api_get(api, "bookings", {"take": "50", "skip": "0"}), "data.*")
     assert run.success, run.failure()
-    expected = {**account_records(account), "bookings": first_page}
-    assert_raw_tables_exact(database, expected)
-    # The first page, then the window of pages in flight (each a repeat of page one), then stop.
-    assert run.path_requests("bookings") <= 1 + concurrency, run.server["by_path"]
-    assert run.source_metadata()["bookings"]["stopped_by"].startswith("loop guard")
-    assert any("repeats an earlier page" in m and "ignore `skip`" in m for m in run.log_messages())
+    assert_raw_tables_exact(database, account_records(account))
+    meta = run.source_metadata()["bookings"]
+    assert meta["read_order"] == "createdAt" and meta["complete_read"] is True
+    # 6 pages of 50 (each re-reading the previous page's last row), slice ends, and the count after.
+    assert run.path_requests("bookings") <= 7 + 2 * concurrency + 1, run.server["by_path"]
     record_outcome(
         f"server ignores `skip` on bookings (300 bookings, page 50, concurrency={concurrency})",
-        outcome="run succeeded with a warning; first page only",
-        tables="first page (50 rows)",
+        outcome="run succeeded",
+        tables="exact (read by position, not offset)",
         requests=run.requests,
         retries=0,
         throttled_429=run.throttled,
@@ -83,7 +79,8 @@ def test_server_ignoring_skip_stops_after_the_first_page(
 def test_overstated_total_items_ends_with_exact_results(
     concurrency: int, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
-    """`totalItems` claims 1,000 more bookings than exist: paging stops at the first empty page."""
+    """`totalItems` claims 1,000 more bookings than exist: reading stops at the first empty page, and the
+    count after the read (1,300 > 300 read) marks the read incomplete, so nothing is deleted."""
     database = tmp_path / "sched.duckdb"
     account = DemoAccount(bookings=300)
     api = DemoApi(account, faults=Faults(overstate_total=1000))
@@ -91,9 +88,12 @@ def test_overstated_total_items_ends_with_exact_results(
         run = sync(api, server.url, database, instance, page_size=50, concurrency=concurrency)
     assert run.success, run.failure()
     assert_raw_tables_exact(database, account_records(account))
-    # 6 full pages + the empty page that ends it + at most `concurrency` pages already in flight.
-    assert run.path_requests("bookings") <= 6 + 1 + concurrency, run.server["by_path"]
-    assert run.source_metadata()["bookings"]["stopped_by"] == "empty page"
+    # 7 pages of 50 (each re-reading the previous page's last row), the page holding only that row, the
+    # empty page, per-slice ends, and the count taken after the read.
+    assert run.path_requests("bookings") <= 10 + 2 * concurrency, run.server["by_path"]
+    meta = run.source_metadata()["bookings"]
+    assert meta["stopped_by"] == "empty page"
+    assert meta["rows_counted_after_read"] == 1300 and meta["complete_read"] is False
     record_outcome(
         f"`totalItems` overstated by 1,000 (300 bookings, page 50, concurrency={concurrency})",
         outcome="run succeeded",

@@ -78,7 +78,8 @@ def test_server_capping_take_at_40_loses_no_booking(tmp_path, instance, page_siz
     meta = materialization_metadata(result, "bookings")
     assert meta["dagster/row_count"] == 3000
     assert_tables_equal_account(database, account)
-    assert meta["pages"] == 3000 // 40
+    # Paged by the server's size; a keyset read re-reads the last timestamp's row on the next page.
+    assert 3000 // 40 <= meta["pages"] <= 3000 // 39 + 4
 
 
 def test_one_failing_team_fails_the_sync_and_changes_nothing(tmp_path, instance):

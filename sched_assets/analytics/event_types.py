@@ -38,8 +38,10 @@ booking_stats AS (
         count(*) FILTER (WHERE status IN {CANCELLED}) AS cancelled,
         count(*) FILTER (WHERE status IN {PENDING}) AS pending,
         count(*) FILTER (WHERE is_no_show) AS no_shows,
-        avg((epoch(start) - epoch(created_at)) / 3600) AS avg_lead_time_hours,
-        avg(rating) AS avg_rating,
+        -- Exact sums (integer microseconds, decimal ratings), so the result does not depend on the
+        -- order rows arrived in (a float sum does, in its last digit).
+        avg(epoch_us(start) - epoch_us(created_at)) / 3600000000.0 AS avg_lead_time_hours,
+        CAST(avg(CAST(rating AS DECIMAL(18, 6))) AS DOUBLE) AS avg_rating,
         sum(duration) FILTER (WHERE status = {ACCEPTED}) AS booked_minutes
     FROM booking_facts
     WHERE event_type_id IS NOT NULL

@@ -119,6 +119,7 @@ class SyncStats:
     stopped_by: StopReason | None = None
     complete: bool = True
     shapes: set[ResponseShape] = field(default_factory=set)
+    rows_counted_after: int | None = None  # keyset full reads: the server's count after the read
     started: float = field(default_factory=time.monotonic)
     elapsed_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -362,16 +363,19 @@ class SchedApiClient:
     def _fetch_page(
         self, spec: EndpointSpec, params: dict[str, str], skip: int, take: int, number: int, stats: SyncStats
     ) -> Page:
-        response = self._get(spec, {**params, "take": str(take), "skip": str(skip)}, stats)
-        body = response.body
+        return self.fetch_page(spec, {**params, "take": str(take), "skip": str(skip)}, number, stats)
+
+    def fetch_page(self, spec: EndpointSpec, params: dict[str, str], number: int, stats: SyncStats) -> Page:
+        """One page: its records (selected, secrets removed) and the server's pagination facts."""
+        body = self._get(spec, params, stats).body
         pagination = body.get("pagination") if isinstance(body, dict) else None
-        page = Page(
+        skip = _int_or_none(params.get("skip"))
+        return Page(
             number,
             self._records(spec, body, stats),
             skip,
             pagination if isinstance(pagination, dict) else None,
         )
-        return page
 
     def _stop_reason(
         self, spec: EndpointSpec, page: Page, take: int, seen_pages: set[int], stats: SyncStats

@@ -33,6 +33,27 @@ class LegacyShape:
 
 
 @dataclass(frozen=True)
+class Keyset:
+    """A stable order to page by position (the last row's value) instead of by offset.
+
+    Offset paging is not snapshot-safe: when a row before the current offset moves or disappears, the
+    row at the next page boundary is never read. Asking for rows at or after the last row's value
+    (`after_param`, inclusive) cannot skip one; `before_param` bounds a slice for parallel reads.
+    """
+
+    field: str
+    sort_param: str
+    after_param: str
+    before_param: str
+
+
+BY_UPDATED_AT = Keyset("updatedAt", "sortUpdatedAt", "afterUpdatedAt", "beforeUpdatedAt")
+# createdAt never changes and is never null: a full read in this order neither loses edited rows nor
+# misses the rows whose updatedAt is null.
+BY_CREATED_AT = Keyset("createdAt", "sortCreated", "afterCreatedAt", "beforeCreatedAt")
+
+
+@dataclass(frozen=True)
 class FanOut:
     """More records of the same resource, one request per record of a parent resource.
 
@@ -85,6 +106,9 @@ class EndpointSpec:
     secret_fields: frozenset[str] = frozenset()
     legacy: LegacyShape | None = None
     fan_out: FanOut | None = None
+    # Paged resources: the orders of incremental reads (from a cursor) and of full reads.
+    incremental_order: Keyset | None = None
+    full_order: Keyset | None = None
     demo_data: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -292,6 +316,8 @@ BOOKINGS = EndpointSpec(
     primary_key=("id",),
     version="2024-08-13",
     paged=True,
+    incremental_order=BY_UPDATED_AT,
+    full_order=BY_CREATED_AT,
     description="One row per booking, in every status.",
     columns={
         "id": "int",

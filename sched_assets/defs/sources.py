@@ -8,7 +8,7 @@ manager. A failing API therefore changes no table at all, and DuckDB's single wr
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ from pydantic import Field
 
 from sched_assets.api.client import SchedApiClient, SyncStats
 from sched_assets.api.errors import ApiError
-from sched_assets.api.specs import ENDPOINTS, EndpointSpec
+from sched_assets.api.keyset import iter_keyset
+from sched_assets.api.specs import ENDPOINTS, EndpointSpec, Keyset
 from sched_assets.defs.keys import RAW_SCHEMA, raw_key, raw_table
 from sched_assets.defs.resources import SchedApiResource
 from sched_assets.frames.build import FrameStats, build_frame, empty_frame
@@ -55,12 +56,13 @@ class SyncPlan:
 
     mode: WriteMode
     reason: str
-    params: dict[str, str] = field(default_factory=dict)
+    order: Keyset | None = None  # paged resources: read by position in this order ...
+    lower: str | None = None  # ... from this value on (None: everything)
     previous_cursor: str | None = None
 
     @property
     def requested_after(self) -> str | None:
-        return self.params.get("afterUpdatedAt")
+        return self.lower
 
 
 @dataclass
@@ -72,7 +74,9 @@ class Fetched:
     paths: list[Path]
     stats: SyncStats
     frame_stats: FrameStats
+    read_started: datetime
     newest_updated_at: datetime | None = None
+    without_cursor: int = 0  # rows whose updatedAt is null: only a full read (by createdAt) sees them
     preview: pl.DataFrame | None = None
 
 
@@ -150,23 +154,22 @@ def _plan(
     if not spec.paged:
         return SyncPlan(WriteMode.REPLACE, "whole resource (no change filters)")
     previous = _previous_cursor(context, raw_key(spec.name), source)
+    full = spec.full_order
     if config.full_refresh:
-        return SyncPlan(WriteMode.REPLACE, "full refresh requested", previous_cursor=previous)
-    if previous is None:
-        return SyncPlan(WriteMode.REPLACE, "first sync from this source: full refresh")
+        return SyncPlan(WriteMode.REPLACE, "full refresh requested", full, previous_cursor=previous)
+    if previous is None or spec.incremental_order is None:
+        return SyncPlan(WriteMode.REPLACE, "first sync from this source: full refresh", full)
     if not warehouse.get_warehouse().table_exists(raw_table(spec.name)):
         return SyncPlan(
-            WriteMode.REPLACE, "table missing in this database: full refresh", previous_cursor=previous
+            WriteMode.REPLACE, "table missing in this database: full refresh", full, previous_cursor=previous
         )
     after = datetime.fromisoformat(previous) - timedelta(minutes=config.incremental_lag_minutes)
-    params = {
-        "afterUpdatedAt": after.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "sortUpdatedAt": "asc",
-    }
+    lower = after.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return SyncPlan(
         WriteMode.MERGE,
-        f"incremental: updated since {params['afterUpdatedAt']}",
-        params=params,
+        f"incremental: updated since {lower}",
+        spec.incremental_order,
+        lower,
         previous_cursor=previous,
     )
 
@@ -179,7 +182,7 @@ def _fetch(
     synced_at: datetime,
     cancelled: threading.Event,
 ) -> Fetched:
-    fetched = Fetched(spec, plan, [], SyncStats(), FrameStats())
+    fetched = Fetched(spec, plan, [], SyncStats(), FrameStats(), read_started=datetime.now(UTC))
     spill = PageSpill(directory)
     # Records of a few pages are typed together: per-frame overhead dominates at 100 records a page.
     # Memory stays bounded by TYPING_BATCH records, whatever the account size.
@@ -190,6 +193,7 @@ def _fetch(
         batch.clear()
         # Cursor and preview come from the frames in passing, so nothing re-reads the spilled parts.
         if spec.paged and frame.height:
+            fetched.without_cursor += frame[CURSOR_COLUMN].null_count()
             newest = frame[CURSOR_COLUMN].max()
             if newest is not None and (
                 fetched.newest_updated_at is None or newest > fetched.newest_updated_at
@@ -199,7 +203,13 @@ def _fetch(
             fetched.preview = frame.select(spec.preview_columns).head(PREVIEW_ROWS)
         spill.add(frame)
 
-    for page in client.iter_pages(spec, plan.params, fetched.stats):
+    if plan.order is not None:
+        # A full read must see every row that exists when it ends, or it may not delete the others.
+        full = plan.mode is WriteMode.REPLACE
+        pages = iter_keyset(client, spec, plan.order, fetched.stats, plan.lower, check_total=full)
+    else:
+        pages = client.iter_pages(spec, {}, fetched.stats)
+    for page in pages:
         if cancelled.is_set():
             raise RuntimeError("cancelled because another resource failed")
         batch.extend(page.records)
@@ -313,7 +323,12 @@ def _cursor(item: Fetched, incomplete: bool) -> str:
     previous = item.plan.previous_cursor
     if incomplete:
         return previous or ""
-    newest = item.newest_updated_at.isoformat() if item.newest_updated_at is not None else None
+    newest_read = item.newest_updated_at
+    if newest_read is not None and newest_read > item.read_started:
+        # Rows edited during the read carry later times; a cursor past the read's start could step over
+        # a row that was edited mid-read and not seen again. The lag window covers clock skew.
+        newest_read = item.read_started
+    newest = newest_read.isoformat() if newest_read is not None else None
     if item.plan.mode is WriteMode.MERGE and previous and (newest is None or newest < previous):
         return previous  # nothing newer arrived: keep the old cursor
     return newest or ""
@@ -324,12 +339,13 @@ def _output(item: Fetched, source: str, log: Any) -> dg.Output:
     mode = item.plan.mode
     incomplete = not item.stats.complete
     if incomplete:
-        # The server repeated a page instead of paging on: what we hold is a prefix, not the account.
+        # The server repeated a page, or counts more rows than were read: what we hold may miss rows.
         # Upsert it (never delete on partial evidence) and keep the old cursor so nothing is skipped.
         mode = WriteMode.MERGE
         log.warning(
-            f"{spec.name}: the server repeated a page (it seems to ignore `skip`), so this read is "
-            "incomplete. Its rows are merged; no row is deleted and the incremental cursor is not advanced."
+            f"{spec.name}: this read is incomplete (stopped by: {item.stats.stopped_by}; rows the server "
+            f"counts after the read: {item.stats.rows_counted_after}). Its rows are merged; no row is "
+            "deleted and the incremental cursor is not advanced."
         )
     stats, frame_stats = item.stats, item.frame_stats
     shapes = ", ".join(sorted(stats.shapes)) or "none"
@@ -355,6 +371,10 @@ def _output(item: Fetched, source: str, log: Any) -> dg.Output:
     if spec.paged:
         metadata[CURSOR_KEY] = _cursor(item, incomplete)
         metadata["requested_after_updated_at"] = item.plan.requested_after or "everything"
+        metadata["read_order"] = item.plan.order.field if item.plan.order else "offset"
+        metadata["rows_without_updated_at"] = item.without_cursor
+        if stats.rows_counted_after is not None:
+            metadata["rows_counted_after_read"] = stats.rows_counted_after
     write = TableWrite(
         data=item.paths or empty_frame(spec),
         mode=mode,
@@ -362,5 +382,6 @@ def _output(item: Fetched, source: str, log: Any) -> dg.Output:
         column_types=column_types(spec),
         # A record without a usable key cannot be upserted: storage leaves it out and counts it.
         null_keys=NullKeys.SKIP,
+        version_column=CURSOR_COLUMN if spec.paged else None,
     )
     return dg.Output(write, output_name=raw_key(spec.name).to_python_identifier(), metadata=metadata)

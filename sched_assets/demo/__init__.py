@@ -5,6 +5,8 @@
   it owns its routes (routes.py), including `/teams` and `/teams/{teamId}/event-types`.
 - Response shapes follow the official schemas in ../shared/openapi/ (event_types.py: documented
   event types and teams; bookings.py: 2024-08-13 bookings), plus the legacy fallbacks (shapes.py).
+- Bookings filters and keyset reads (query.py, over the maintained orders of orders.py); an account
+  that changes while it is read (live.py, the `Faults` live-change knobs).
 - `demo_transport` (in-process httpx) and `serve` (a real local socket) deliver it.
 
 Pure Python: standard library, httpx and orjson only.

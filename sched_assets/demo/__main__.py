@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
@@ -63,12 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--fail-team-ids", default="", help="comma list: team event types answer 500")
     faults.add_argument("--reset-header", choices=("seconds", "epoch"), default="seconds")
     faults.add_argument("--fault-resources", default="", help="comma list: restrict random faults to these")
+    live = p.add_argument_group("live changes (the account changes while it is read; off by default)")
+    live.add_argument("--edits-per-page", type=float, default=0.0, help="bookings edited after each page")
+    live.add_argument(
+        "--deletes-per-page", type=float, default=0.0, help="already-read bookings deleted after each page"
+    )
+    live.add_argument(
+        "--edit-targets", choices=("any", "unread"), default="any", help="unread: rows after the page"
+    )
+    live.add_argument("--live-changes-after", type=int, default=0, help="requests served before they start")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    faults = Faults(
+def faults_from_args(args: argparse.Namespace) -> Faults:
+    """The `Faults` the parsed command line asks for."""
+    return Faults(
         seed=args.fault_seed,
         error_rate=args.error_rate,
         html_fraction=args.html_fraction,
@@ -88,7 +98,18 @@ def main(argv: list[str] | None = None) -> int:
         fail_team_ids=frozenset(int(t) for t in args.fail_team_ids.split(",") if t.strip()),
         reset_header=args.reset_header,
         resources=frozenset(r for r in args.fault_resources.split(",") if r) or None,
+        edits_per_page=args.edits_per_page,
+        deletes_per_page=args.deletes_per_page,
+        edit_targets=args.edit_targets,
+        live_changes_after=args.live_changes_after,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Stop on Ctrl-C / SIGINT even when started as a background job (which inherits SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    faults = faults_from_args(args)
     started = time.perf_counter()
     account = DemoAccount(bookings=args.bookings, event_types=args.event_types, seed=args.seed)
     if args.prerender:

@@ -24,7 +24,9 @@ def admin_response(api: DemoApi, method: str, path: str, query: Mapping[str, str
     GET stats; POST reset-stats, reset-limits, faults?error_rate=..&..., rate-limit?value=120/60/60,
     touch?fraction=0.01 (or ids=1,2; optional at=ISO), delete?ids=1,2, add?n=10 (optional at=ISO).
     `faults` takes every `Faults` field by name (see `faults_from_params`), e.g.
-    `legacy_event_types=0`, `max_take=50`, `fail_team_ids=91`, `reset_header=epoch`.
+    `legacy_event_types=0`, `max_take=50`, `fail_team_ids=91`, `reset_header=epoch`, and the live
+    changes `edits_per_page=2&deletes_per_page=1&edit_targets=unread&live_changes_after=40`
+    (`stats` counts them as `edited` and `deleted`).
     """
     name = path[len(ADMIN_PREFIX) :].strip("/")
     wanted = {"stats": "GET"}.get(name, "POST")

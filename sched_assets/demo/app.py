@@ -22,7 +22,8 @@ from sched_assets.api.specs import ENDPOINTS, EndpointSpec
 from sched_assets.demo.admin import ADMIN_PREFIX, admin_response
 from sched_assets.demo.faults import FaultDice, Faults, Roll
 from sched_assets.demo.generator import BOOKING_ID_BASE, DemoAccount
-from sched_assets.demo.pages import bookings_body
+from sched_assets.demo.live import apply_live_changes
+from sched_assets.demo.pages import ServedPage, bookings_body
 from sched_assets.demo.query import BookingIndex, QueryError
 from sched_assets.demo.ratelimit import UNLIMITED, Decision, RateLimit, RateLimiter
 from sched_assets.demo.routes import TEAM_EVENT_TYPES, Route, Router
@@ -57,6 +58,8 @@ class Stats:
     by_path: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
     by_action: Counter[str] = field(default_factory=Counter)
+    edited: int = 0  # bookings edited by the live-change knobs
+    deleted: int = 0  # bookings hard-deleted by the live-change knobs
     # Clock readings of requests that arrived while their key was blocked: a polite client sends none.
     blocked_times: list[float] = field(default_factory=list)
     # (clock, method, path, status, action) of recent requests, for pacing assertions.
@@ -75,6 +78,8 @@ class Stats:
             "throttled": self.throttled,
             "blocked_requests": len(self.blocked_times),
             "blocked_times": list(self.blocked_times),
+            "edited": self.edited,
+            "deleted": self.deleted,
         }
 
 
@@ -267,7 +272,11 @@ class DemoApi:
         assert spec is not None
         if spec.name == "bookings":
             versioned = version == spec.version
-            return bookings_body(self.account, self._index, query, versioned, self._faults, self._drift_from)
+            body, served = bookings_body(
+                self.account, self._index, query, versioned, self._faults, self._drift_from
+            )
+            self._live_changes(served)
+            return body
         if spec.name == "event_types":
             legacy = self._faults.legacy_event_types and version != EVENT_TYPES_VERSION
             return self._legacy_event_types if legacy else self._event_types
@@ -275,6 +284,14 @@ class DemoApi:
             return self._legacy_schedules  # missing/unknown/quoted version: the old shape, silently
         # The other resources ignore every query parameter: each `skip` returns the same full list.
         return self._static[spec.name]
+
+    def _live_changes(self, served: ServedPage) -> None:
+        """After a bookings page (its body is built, the answer is 200): the live-change knobs."""
+        f = self._faults
+        if (f.edits_per_page or f.deletes_per_page) and self.stats.requests > f.live_changes_after:
+            edited, deleted = apply_live_changes(self.account, served, f, self._dice.live)
+            self.stats.edited += edited
+            self.stats.deleted += deleted
 
     def _team_body(self, raw: str) -> bytes:
         if not _INTEGER.fullmatch(raw):  # the service's ParseIntPipe

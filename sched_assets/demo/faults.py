@@ -24,6 +24,15 @@ class Faults:
     documented flat shape. `max_take` caps the bookings page size below what the client asked for,
     and the pagination says so (`itemsPerPage`). `reset_header` picks what `X-RateLimit-Reset-Default`
     carries: `"seconds"` until the reset, or the reset's Unix `"epoch"` time (sources disagree).
+
+    Live-change knobs (the account changes while it is read; see `live.py`): after serving each
+    bookings page that has rows (200 only), `edits_per_page` bookings (on average, drawn from the
+    seed) are edited: updatedAt becomes a new latest instant, version and title change, sometimes
+    status. `deletes_per_page` bookings are hard-deleted among those BEFORE the page in the query's
+    order (already read: offset paging then skips the row at the next page boundary).
+    `edit_targets` picks edited rows from `"any"` live row or the `"unread"` ones after the page.
+    Neither applies until `live_changes_after` requests have been served (counted like
+    `stats.requests`: since start or the last reset-stats), so a test can sync first.
     """
 
     seed: int = 0
@@ -46,17 +55,26 @@ class Faults:
     legacy_event_types: bool = True  # GET /event-types without the exact header: the old grouped shape
     reset_header: str = "seconds"  # X-RateLimit-Reset-Default: "seconds" until reset, or "epoch" time
     resources: frozenset[str] | None = None  # limit the random faults to these resources
+    edits_per_page: float = 0.0  # bookings: rows edited after each page (mean)
+    deletes_per_page: float = 0.0  # bookings: already-read rows hard-deleted after each page (mean)
+    edit_targets: str = "any"  # "any" live row, or "unread": after the page in the query's order
+    live_changes_after: int = 0  # requests served before edits/deletes start
 
     def __post_init__(self) -> None:
         if self.reset_header not in RESET_HEADERS:
             raise ValueError(f"reset_header must be one of {', '.join(RESET_HEADERS)}")
         if self.max_take is not None and self.max_take < 1:
             raise ValueError("max_take must be at least 1")
+        if self.edit_targets not in EDIT_TARGETS:
+            raise ValueError(f"edit_targets must be one of {', '.join(EDIT_TARGETS)}")
+        if min(self.edits_per_page, self.deletes_per_page, self.live_changes_after) < 0:
+            raise ValueError("edits_per_page, deletes_per_page and live_changes_after must be >= 0")
 
 
 RESET_HEADERS = ("seconds", "epoch")
+EDIT_TARGETS = ("any", "unread")
 _BOOL_FIELDS = {"ignore_skip", "drift", "legacy_event_types"}
-_INT_FIELDS = {"seed", "overstate_total"}
+_INT_FIELDS = {"seed", "overstate_total", "live_changes_after"}
 _OPTIONAL_INT_FIELDS = {"fail_after", "max_take"}
 
 
@@ -64,7 +82,7 @@ def faults_from_params(params: Mapping[str, str]) -> Faults:
     """Build `Faults` from string parameters (admin endpoint, CLI): `error_rate=0.2&drift=1&...`.
 
     `fail_status` is `bookings=403,team_event_types=404`; `resources` and `fail_team_ids` are comma
-    lists; `reset_header` is `seconds` or `epoch`. Unknown names (or values) raise ValueError.
+    lists; `reset_header` is `seconds` or `epoch`; `edit_targets` is `any` or `unread`. Unknown names (or values) raise ValueError.
     """
     names = {f.name for f in fields(Faults)}
     unknown = set(params) - names
@@ -85,7 +103,7 @@ def faults_from_params(params: Mapping[str, str]) -> Faults:
             values[name] = frozenset(r.strip() for r in raw.split(",") if r.strip()) or None
         elif name == "fail_team_ids":
             values[name] = frozenset(int(t) for t in raw.split(",") if t.strip())
-        elif name == "reset_header":
+        elif name in ("reset_header", "edit_targets"):
             values[name] = raw.strip().lower()
         else:
             values[name] = float(raw)
@@ -112,11 +130,13 @@ class Roll:
 
 
 class FaultDice:
-    """Draws a `Roll` per request from the faults' seed."""
+    """Draws a `Roll` per request from the faults' seed; `live` is the live changes' own stream
+    (separate, so turning live changes on does not shift the sequence of faults)."""
 
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
         self._rng = random.Random(f"demo-faults:{faults.seed}")
+        self.live = random.Random(f"demo-live:{faults.seed}")
 
     def roll(self) -> Roll:
         f, rng = self.faults, self._rng

@@ -31,6 +31,7 @@ from sched_assets.demo.bookings import (
 )
 from sched_assets.demo.catalog import Catalog, build_catalog
 from sched_assets.demo.integrations import DEMO_OAUTH_TOKEN, DEMO_REFRESH_TOKEN, DEMO_SECRETS
+from sched_assets.demo.orders import FieldOrder, remove_sorted
 from sched_assets.demo.people import DEFAULT_SCHEDULE_ID, Json
 from sched_assets.demo.schedules import Schedule
 from sched_assets.demo.timefmt import day_starts, noon_offsets, to_epoch
@@ -128,7 +129,7 @@ class DemoAccount:
         self.version = array("I")
         self._deleted: set[int] = set()
         self._live: array | None = None
-        self._orders: dict[str, tuple[array, array]] = {}
+        self._orders: dict[str, FieldOrder] = {}
         self._clock = AS_OF_EPOCH  # the latest instant a mutation used
         # slot -> (version, JSON bytes): a served booking is rendered once until it changes.
         self._rendered: dict[int, tuple[int, bytes]] = {}
@@ -264,16 +265,16 @@ class DemoAccount:
     def ordered(self, field: str) -> tuple[array, array]:
         """Live slots sorted ascending by `field` (ties by id), plus the slots where it is null.
 
-        Cached and maintained incrementally by mutations where cheap; built lazily otherwise.
+        Built lazily once, then maintained by every mutation (see `orders.FieldOrder`).
         """
+        maintained = self.field_order(field)
+        return maintained.order, maintained.nulls
+
+    def field_order(self, field: str) -> FieldOrder:
+        """The maintained order of `field` (one of ORDER_FIELDS)."""
         cached = self._orders.get(field)
         if cached is None:
-            values = getattr(self, field)
-            live = self.live_slots()
-            nulls = array("q", [s for s in live if values[s] < 0]) if field == "updated" else array("q")
-            keep = [s for s in live if values[s] >= 0] if nulls else list(live)
-            keep.sort(key=values.__getitem__)  # stable: equal values stay in id order
-            cached = self._orders[field] = (array("q", keep), nulls)
+            cached = self._orders[field] = FieldOrder(getattr(self, field), self.live_slots())
         return cached
 
     # ---- bookings: mutations ----------------------------------------------------------------
@@ -283,25 +284,6 @@ class DemoAccount:
         epoch = to_epoch(at) if at is not None else self._clock + 60
         self._clock = max(self._clock, epoch)
         return epoch
-
-    def _append_if_latest(self, field: str, slots: list[int], value: int) -> None:
-        """Keep a cached order valid after `slots` got `value` (the newest value) in `field`."""
-        cached = self._orders.get(field)
-        if cached is None:
-            return
-        order, nulls = cached
-        moved = set(slots)
-        values = getattr(self, field)
-        last = len(order) - 1
-        while last >= 0 and order[last] in moved:
-            last -= 1
-        if last >= 0 and values[order[last]] > value:
-            del self._orders[field]  # the new value is not the largest: rebuild lazily
-            return
-        order = array("q", [s for s in order if s not in moved])
-        nulls = array("q", [s for s in nulls if s not in moved]) if nulls else nulls
-        order.extend(sorted(moved))
-        self._orders[field] = (order, nulls)
 
     def touch(self, target: float | Iterable[int], at: datetime | None = None) -> list[int]:
         """Modify bookings: a deterministic `fraction` of them, or the given ids. Returns touched ids.
@@ -319,6 +301,9 @@ class DemoAccount:
             else:
                 slots = sorted({b - BOOKING_ID_BASE for b in target if self._exists(b)})
             when = self._instant(at)
+            order = self._orders.get("updated")
+            if order is not None:
+                order.remove(slots)  # found by their old updatedAt, placed again by the new one
             for slot in slots:
                 self.updated[slot] = when
                 self.version[slot] += 1
@@ -328,7 +313,8 @@ class DemoAccount:
                         self.status[slot] = CANCELLED
                     elif self.status[slot] in (PENDING, AWAITING_HOST):
                         self.status[slot] = ACCEPTED
-            self._append_if_latest("updated", slots, when)
+            if order is not None:
+                order.insert(slots)
             self.generation += 1
             return [BOOKING_ID_BASE + s for s in slots]
 
@@ -342,13 +328,11 @@ class DemoAccount:
             slots = {b - BOOKING_ID_BASE for b in ids if self._exists(b)}
             if not slots:
                 return 0
+            if self._live is not None:
+                self._live = remove_sorted(self._live, slots, int)
             self._deleted |= slots
-            self._live = None
-            for field, (order, nulls) in list(self._orders.items()):
-                self._orders[field] = (
-                    array("q", [s for s in order if s not in slots]),
-                    array("q", [s for s in nulls if s not in slots]),
-                )
+            for order in self._orders.values():
+                order.remove(slots)
             self.generation += 1
             return len(slots)
 
@@ -377,13 +361,8 @@ class DemoAccount:
             new = list(range(first, first + n))
             if self._live is not None:
                 self._live.extend(new)
-            if null_updated_at:
-                self._orders.pop("updated", None)  # rebuilt lazily with the new nulls
-            else:
-                self._append_if_latest("updated", new, when)
-            self._append_if_latest("created", new, when)
-            self._orders.pop("start", None)
-            self._orders.pop("end", None)
+            for order in self._orders.values():
+                order.insert(new)
             self.generation += 1
             return [BOOKING_ID_BASE + s for s in new]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -30,6 +31,14 @@ def int_param(query: Mapping[str, str], name: str, default: int, low: int, high:
     return value
 
 
+@dataclass(frozen=True)
+class ServedPage:
+    """What a bookings request read: its filters and order, and the slots of the page it got."""
+
+    query: BookingQuery
+    page: Sequence[int]
+
+
 def bookings_body(
     account: DemoAccount,
     index: BookingIndex,
@@ -37,26 +46,26 @@ def bookings_body(
     versioned: bool,
     faults: Faults,
     drift_from: int,
-) -> bytes:
-    """One page of bookings; QueryError for parameters the service rejects with 400."""
+) -> tuple[bytes, ServedPage]:
+    """One page of bookings (and what it served); QueryError for parameters the service rejects with 400."""
     take = int_param(query, "take", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     skip = int_param(query, "skip", 0, 0, None)
-    selection = BookingQuery.from_params(query)
+    wanted = BookingQuery.from_params(query)
     if faults.max_take is not None:
         take = min(take, faults.max_take)  # silently: only `itemsPerPage` tells the client
     if faults.ignore_skip:
         skip = 0
     with account.lock:
-        slots = index.select(selection)
+        slots = index.select(wanted)
         total = len(slots)
         page = slots[skip : skip + take]
+        served = ServedPage(wanted, page)
         if versioned and not faults.drift:
             # Fast path: cached JSON of each booking, joined (the body is byte-identical).
             chunks = [account.record_json(s) for s in page]
             pagination = orjson.dumps(_pagination(total, skip, take, len(chunks), faults))
-            return (
-                b'{"status":"success","data":[' + b",".join(chunks) + b'],"pagination":' + pagination + b"}"
-            )
+            head = b'{"status":"success","data":['
+            return head + b",".join(chunks) + b'],"pagination":' + pagination + b"}", served
         records = [account.record(s) for s in page]
     if faults.drift:
         records = [drift_booking(r, drift_from) for r in records]
@@ -64,9 +73,9 @@ def bookings_body(
         more = skip + take < total
         legacy = [legacy_booking(r) for r in records]
         data = {"bookings": legacy, "recurringInfo": [], "nextCursor": skip + take if more else None}
-        return orjson.dumps({"status": "success", "data": data})
+        return orjson.dumps({"status": "success", "data": data}), served
     pagination = _pagination(total, skip, take, len(records), faults)
-    return orjson.dumps({"status": "success", "data": records, "pagination": pagination})
+    return orjson.dumps({"status": "success", "data": records, "pagination": pagination}), served
 
 
 def _pagination(total: int, skip: int, take: int, returned: int, faults: Faults) -> dict[str, Any]:

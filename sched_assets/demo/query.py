@@ -1,23 +1,28 @@
 """Booking filters and ordering over the account's index arrays (never over record dicts).
 
 A query resolves to a sequence of slots; the result is cached per (query, account generation), so
-paging through a filtered million-booking result costs one scan, then a slice per page.
+paging through a filtered million-booking result costs one scan, then a slice per page. A keyset
+query (sorted by createdAt or updatedAt, bounded by after/before on the same field, nothing else)
+is two binary searches and a copy-free `Window`: O(log n + take) per page, no scan.
 """
 
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sched_assets.demo.bookings import AWAITING_HOST, CANCELLED, PENDING, REJECTED
 from sched_assets.demo.generator import AS_OF_EPOCH, DemoAccount
+from sched_assets.demo.orders import Window
 from sched_assets.demo.timefmt import parse_iso
 
 # Query parameter -> account field it sorts on; the real API accepts these four.
 SORT_PARAMS = {"sortStart": "start", "sortEnd": "end", "sortCreated": "created", "sortUpdatedAt": "updated"}
+# Account fields with inclusive after/before filters (null updatedAt matches neither).
+RANGE_FIELDS = ("updated", "created")
 # The `status` filter names views of bookings, not booking statuses (several: comma-separated, OR-ed).
 STATUS_FILTERS = ("upcoming", "recurring", "past", "cancelled", "unconfirmed")
 # "Now" for upcoming/past: the generated history's end, the instant every demo timestamp is relative to.
@@ -33,7 +38,9 @@ class BookingQuery:
     """Filters and order of one GET /bookings request (paging is applied by the caller)."""
 
     after_updated: int | None = None
+    before_updated: int | None = None
     after_created: int | None = None
+    before_created: int | None = None
     after_start: int | None = None
     before_end: int | None = None
     statuses: frozenset[str] | None = None  # STATUS_FILTERS names
@@ -71,13 +78,23 @@ class BookingQuery:
             break
         return cls(
             after_updated=when("afterUpdatedAt"),
+            before_updated=when("beforeUpdatedAt"),
             after_created=when("afterCreatedAt"),
+            before_created=when("beforeCreatedAt"),
             after_start=when("afterStart"),
             before_end=when("beforeEnd"),
             statuses=statuses,
             sort=sort,
             descending=descending,
         )
+
+    def bounds(self, field: str) -> tuple[int | None, int | None]:
+        """(after, before) on a RANGE_FIELDS field, both inclusive; (None, None) for other fields."""
+        if field == "updated":
+            return self.after_updated, self.before_updated
+        if field == "created":
+            return self.after_created, self.before_created
+        return None, None
 
 
 class BookingIndex:
@@ -104,35 +121,48 @@ class BookingIndex:
     def _compute(self, q: BookingQuery) -> Sequence[int]:
         acc = self.account
         candidates: Sequence[int]
+        done = None  # the range field already applied by a binary search
         if q.sort is not None:
-            order, nulls = acc.ordered(q.sort)
-            if q.sort == "updated" and q.after_updated is not None:
-                # Incremental sync's hot path: a binary search, no scan.
-                order = order[bisect_left(order, q.after_updated, key=acc.updated.__getitem__) :]
-                nulls = array("q")
-            # Postgres puts NULLs last ascending and first descending.
-            candidates = (nulls + order[::-1]) if q.descending else (order + nulls)
-            after_updated = None if q.sort == "updated" else q.after_updated
+            maintained = acc.field_order(q.sort)
+            order, nulls = maintained.order, maintained.nulls
+            lo, hi = 0, len(order)
+            if q.bounds(q.sort) != (None, None):  # keyset read: bisect, no scan
+                lo, hi = _range(order, maintained.values, *q.bounds(q.sort))
+                nulls, done = array("q"), q.sort  # a bound never matches a null
+            candidates = Window(order, lo, hi, nulls, q.descending)
         else:
-            candidates, after_updated = acc.live_slots(), q.after_updated
-            if after_updated is not None:
-                order, _ = acc.ordered("updated")
-                lo = bisect_left(order, after_updated, key=acc.updated.__getitem__)
-                if len(order) - lo < len(candidates) // 4:  # selective: sort the few matches by id
-                    candidates, after_updated = array("q", sorted(order[lo:])), None
-        return _filter(acc, candidates, q, after_updated)
+            candidates = acc.live_slots()
+            for field in RANGE_FIELDS:
+                if q.bounds(field) == (None, None):
+                    continue
+                maintained = acc.field_order(field)
+                lo, hi = _range(maintained.order, maintained.values, *q.bounds(field))
+                if hi - lo < len(candidates) // 4:  # selective: sort the few matches by id
+                    candidates, done = array("q", sorted(maintained.order[lo:hi])), field
+                    break
+        return _filter(acc, candidates, q, done)
 
 
-def _filter(
-    acc: DemoAccount, slots: Sequence[int], q: BookingQuery, after_updated: int | None
-) -> Sequence[int]:
+def _range(
+    order: Sequence[int], values: Sequence[int], after: int | None, before: int | None
+) -> tuple[int, int]:
+    """[lo, hi) of the slots in `order` (ascending by `values`) with after <= value <= before."""
+    key = values.__getitem__
+    lo = 0 if after is None else bisect_left(order, after, key=key)
+    hi = len(order) if before is None else bisect_right(order, before, key=key)
+    return lo, max(lo, hi)
+
+
+def _filter(acc: DemoAccount, slots: Sequence[int], q: BookingQuery, done: str | None) -> Sequence[int]:
     # One pass per active filter keeps each comprehension simple and fast.
-    if after_updated is not None:
-        upd = acc.updated
-        slots = array("q", [s for s in slots if upd[s] >= after_updated and upd[s] >= 0])
-    if q.after_created is not None:
-        created, t = acc.created, q.after_created
-        slots = array("q", [s for s in slots if created[s] >= t])
+    for field in RANGE_FIELDS:
+        after, before = q.bounds(field)
+        if field == done or (after is None and before is None):
+            continue
+        values = getattr(acc, field)
+        low = max(0, after or 0)  # null (-1) is below every bound, so it never matches
+        high = before if before is not None else 2**62
+        slots = array("q", [s for s in slots if low <= values[s] <= high])
     if q.after_start is not None:
         start, t = acc.start, q.after_start
         slots = array("q", [s for s in slots if start[s] >= t])

@@ -70,6 +70,9 @@ class TableWrite:
     primary_key: tuple[str, ...] = ()
     column_types: Mapping[str, str] = field(default_factory=dict)
     null_keys: NullKeys = NullKeys.REFUSE
+    # Among rows with the same key, the one with the greatest value here wins (then the last in input
+    # order): parallel reads deliver rows out of order, and a row edited mid-read is seen twice.
+    version_column: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", _member(WriteMode, self.mode, "write mode"))
@@ -156,7 +159,8 @@ def _write(
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(table.schema)}")
     added = _create_or_extend(con, table, existing, targets)
     inserted = updated = deleted = 0
-    with _incoming_rows(con, source, select, key_exprs, stats) as rows:
+    version = select[targets[write.version_column][0]] if write.version_column in targets else None
+    with _incoming_rows(con, source, select, key_exprs, stats, version) as rows:
         if write.mode is WriteMode.REPLACE:
             deleted = _count(con.execute(f"DELETE FROM {table.sql}"))
             inserted = _insert(con, table, list(select), rows)
@@ -230,6 +234,7 @@ def _incoming_rows(
     select: Mapping[str, str],
     key_exprs: Sequence[str],
     stats: KeyStats,
+    version: str | None = None,
 ) -> Iterator[str]:
     """A subquery of the cast incoming rows to store: one per key (its last occurrence), none without a key.
 
@@ -244,7 +249,12 @@ def _incoming_rows(
         return
     superseded = quote_ident(f"__sched_superseded_{uuid.uuid4().hex}")
     positions = [f"__sched_pos{i}" for i in range(len(source.order_columns))]
-    order = ", ".join(f"{col} DESC" for col in source.order_columns)
+    order = ", ".join(
+        [
+            *([f"{version} DESC NULLS LAST"] if version else []),
+            *(f"{col} DESC" for col in source.order_columns),
+        ]
+    )
     con.execute(
         f"CREATE TEMP TABLE {superseded} AS SELECT "
         + ", ".join(f"{col} AS {pos}" for col, pos in zip(source.order_columns, positions, strict=True))
