@@ -179,8 +179,9 @@ def test_rate_limit_block_mid_sync_waits_for_the_reset(
 ) -> None:
     """Another consumer of the key trips a 2 s block mid-sync: the client waits for the reset.
 
-    It may learn of the block only from a 429: with `concurrency=1` from exactly one; with N pages in
-    flight at most N (requests already sent cannot be recalled). The sync then finishes, exact.
+    It may learn of the block only from a 429: with N bookings pages in flight at most N, plus one team
+    event-types request running beside them (requests already sent cannot be recalled). The sync then
+    finishes, exact.
     17 requests (page size 50) fit one window, so any wait here is the block's.
     """
     database = tmp_path / "sched.duckdb"
@@ -208,8 +209,10 @@ def test_rate_limit_block_mid_sync_waits_for_the_reset(
     client_429 = run.throttled - injector.injected_429
     # Requests that arrived while the key was blocked (the injector's own 429 opened the block).
     during_block = run.server["blocked_requests"]
-    assert 1 <= client_429 <= concurrency, run.server
-    assert during_block <= concurrency, run.server
+    # Bookings pages in flight, plus one team event-types request the event-types thread may have sent
+    # at the same moment (resources are read in parallel threads sharing the budget).
+    assert 1 <= client_429 <= concurrency + 1, run.server
+    assert during_block <= concurrency + 1, run.server
     assert run.total("throttled_429") == client_429
     assert run.seconds >= RATE_LIMIT.block
     record_outcome(

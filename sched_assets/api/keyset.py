@@ -14,12 +14,13 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sched_assets.api.client import Page, SchedApiClient, StopReason, SyncStats, record_key
+from sched_assets.api.client import Page, Record, SchedApiClient, StopReason, SyncStats, record_key
 from sched_assets.api.specs import EndpointSpec, Keyset
 
 _DONE = object()
+_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,9 @@ class _KeysetRead:
         self.check_total = check_total
         self._lock = threading.Lock()
         self._numbers = 0
-        self._ids: set = set()
+        self._rows = (
+            0  # rows emitted: distinct, since repeats of a page's tail and slice overlaps are dropped
+        )
         self._cap_logged = False
         self._stop = threading.Event()
 
@@ -70,7 +73,7 @@ class _KeysetRead:
                 stats.stopped_by = stats.stopped_by or StopReason.NO_NEXT_PAGE
             else:
                 slices = self._split(next_slice, first)
-                yield from self._read_slices(slices)
+                yield from self._read_slices(slices, first.records)
             if self.check_total:
                 self._check_total()
         finally:
@@ -91,21 +94,25 @@ class _KeysetRead:
         if high <= low:
             return [start]
         step = (high - low) / k
-        bounds = [_iso(low + step * i) for i in range(1, k)]
-        slices = [Slice(start.after, bounds[0], start.skip)]
-        slices += [Slice(a, b) for a, b in zip(bounds, [*bounds[1:], None], strict=True)]
+        cuts = [low + step * i for i in range(1, k)]
+        # Both bounds are inclusive: each slice ends a millisecond before the next begins (the API's
+        # timestamps have millisecond precision), so no row is in two slices.
+        ends = [_iso(cut - _MS) for cut in cuts]
+        slices = [Slice(start.after, ends[0], start.skip)]
+        slices += [Slice(_iso(cut), end) for cut, end in zip(cuts, [*ends[1:], None], strict=True)]
         return slices
 
-    def _read_slices(self, slices: list[Slice]) -> Iterator[Page]:
+    def _read_slices(self, slices: list[Slice], first: list[Record]) -> Iterator[Page]:
+        """Read the slices; the first continues the first page (whose tail it may repeat)."""
         if len(slices) == 1:
-            yield from self._read_slice(slices[0])
+            yield from self._read_slice(slices[0], first)
             return
         # Workers hand pages over a small queue: memory stays bounded by a few pages.
         pages: queue.Queue = queue.Queue(maxsize=2 * len(slices))
 
         def work(piece: Slice) -> None:
             try:
-                for page in self._read_slice(piece):
+                for page in self._read_slice(piece, first if piece is slices[0] else None):
                     pages.put(page)
             except BaseException as exc:
                 self._stop.set()
@@ -132,14 +139,13 @@ class _KeysetRead:
                     if pages.get() is _DONE:
                         running -= 1
 
-    def _read_slice(self, piece: Slice) -> Iterator[Page]:
+    def _read_slice(self, piece: Slice, previous: list[Record] | None = None) -> Iterator[Page]:
         current: Slice | None = piece
-        seen: set = set()
-        stale = 0  # pages in a row that brought no row this slice had not seen
+        stale = 0  # pages in a row that brought nothing new
         while current is not None and not self._stop.is_set():
             page = self._fetch(current)
-            keys = {record_key(self.spec, r) for r in page.records}
-            stale = stale + 1 if page.records and keys <= seen else 0
+            fresh = self._fresh(page.records, previous)
+            stale = stale + 1 if page.records and not fresh else 0
             if stale >= 2:
                 # Position and offset both moved and the server still answers old rows: it ignores the
                 # keyset filter. Stop rather than loop; the read is incomplete.
@@ -151,9 +157,20 @@ class _KeysetRead:
                     "Stopping this read, which is incomplete."
                 )
                 return
-            seen |= keys
-            yield from self._emit(page)
+            yield from self._emit(Page(page.number, fresh, page.skip, page.pagination))
             current = self._advance(current, page)
+            previous = page.records
+
+    def _fresh(self, records: list[Record], previous: list[Record] | None) -> list[Record]:
+        """`records` without the rows the previous page of this slice delivered unchanged.
+
+        Re-reading a short run of equal timestamps repeats the previous page's tail; a row that changed
+        in between is kept (its newer version wins downstream).
+        """
+        if not previous or not records:
+            return records
+        before = {record_key(self.spec, r): r for r in previous}
+        return [r for r in records if before.get(record_key(self.spec, r)) != r]
 
     # ---- one page -------------------------------------------------------------------------------
 
@@ -172,7 +189,7 @@ class _KeysetRead:
     def _emit(self, page: Page) -> Iterator[Page]:
         if page.records:
             with self._lock:
-                self._ids.update(record_key(self.spec, r) for r in page.records)
+                self._rows += len(page.records)
             self.stats.add(pages=1, records=len(page.records))
             yield page
 
@@ -218,10 +235,10 @@ class _KeysetRead:
         page = self.client.fetch_page(self.spec, {"take": "1", "skip": "0"}, 0, self.stats)
         total = _int((page.pagination or {}).get("totalItems"))
         self.stats.rows_counted_after = total
-        if total is not None and total > len(self._ids):
+        if total is not None and total > self._rows:
             self.stats.complete = False
             self.client._log.warning(
-                f"{self.spec.name}: read {len(self._ids)} distinct rows, but the server counts {total} after "
+                f"{self.spec.name}: read {self._rows} distinct rows, but the server counts {total} after "
                 "the read: the read is incomplete, so no row is deleted and the cursor is kept."
             )
 
