@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from sched_assets.analytics.specs import TableSpec
 from sched_assets.storage.catalog import Column, row_count, table_columns
 from sched_assets.storage.naming import TableName, quote_ident
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ def build_table(con: duckdb.DuckDBPyConnection, table: TableSpec, select_sql: st
         rows = row_count(con, name)
         con.execute("COMMIT")
     except BaseException:
+        import duckdb  # loaded already: `con` is a DuckDB connection
+
         # An error inside DuckDB may already have ended the transaction; the original error matters.
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from sched_assets.storage.naming import TableName, quote_ident
+
+if TYPE_CHECKING:
+    import duckdb
 
 PREVIEW_ROWS = 10
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
-
 
 class ApiError(Exception):
     """A request failed in a way retrying will not fix (or retries ran out)."""
@@ -45,6 +43,8 @@ class UnexpectedResponseError(ApiError):
 
 def describe_body(body: bytes, content_type: str = "") -> tuple[str | None, str]:
     """(error.code, message) from an error body: the JSON envelope, or a short note for HTML/other bodies."""
+    import orjson  # here, not at the top: the Dagster definitions import these errors, never parse a body
+
     try:
         parsed = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:

@@ -8,9 +8,9 @@ return a `MaterializeResult` without a value.
 """
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import duckdb
 
 from sched_assets.analytics import SELECTS, previews
 from sched_assets.analytics.build import BuiltTable, build_table
@@ -26,6 +26,9 @@ from sched_assets.defs.keys import analytics_key, raw_key, raw_table
 from sched_assets.storage.catalog import table_columns
 from sched_assets.storage.naming import TableName
 from sched_assets.storage.resource import WarehouseResource
+
+if TYPE_CHECKING:  # no `from __future__ import annotations`: Dagster reads the asset parameters' types
+    import duckdb
 
 GROUP = "analytics"
 OWNERS = ["team:data"]
@@ -57,7 +60,7 @@ def _analytics_asset(
 def _build(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
-    con: duckdb.DuckDBPyConnection,
+    con: "duckdb.DuckDBPyConnection",
     table: TableSpec,
 ) -> BuiltTable:
     """Check the raw tables `table` reads exist, then build it (see `analytics.build`)."""
@@ -89,7 +92,7 @@ def _result(built: BuiltTable, extra: Mapping[str, object]) -> dg.MaterializeRes
     )
 
 
-def _one_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
+def _one_row(con: "duckdb.DuckDBPyConnection", sql: str) -> tuple:
     """The single row of an aggregate query."""
     [row] = con.execute(sql).fetchall()
     return row

@@ -11,9 +11,9 @@ Checks open the warehouse read-only and only fetch counts and a few example rows
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import duckdb
 
 from sched_assets.analytics.previews import markdown_query
 from sched_assets.analytics.specs import BOOKING_UTILIZATION_DAILY, TABLES
@@ -23,6 +23,9 @@ from sched_assets.frames.columns import key_columns
 from sched_assets.storage.catalog import table_columns
 from sched_assets.storage.naming import TableName, quote_ident
 from sched_assets.storage.resource import WarehouseResource
+
+if TYPE_CHECKING:  # no `from __future__ import annotations`: Dagster reads the check parameters' types
+    import duckdb
 
 EXAMPLES = 10
 PRIMARY_KEY_CHECK = "primary_key_unique_not_null"
@@ -57,7 +60,7 @@ def _run(
     warehouse: WarehouseResource,
     tables: Sequence[TableName],
     severity: dg.AssetCheckSeverity,
-    evaluate: Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult],
+    evaluate: "Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult]",
 ) -> dg.AssetCheckResult:
     """Open the warehouse read-only, fail cleanly if a table is missing, else evaluate."""
     with warehouse.get_connection(read_only=True) as con:
@@ -67,7 +70,7 @@ def _run(
         return evaluate(con)
 
 
-def _primary_key_result(con: duckdb.DuckDBPyConnection, keyed: KeyedTable) -> dg.AssetCheckResult:
+def _primary_key_result(con: "duckdb.DuckDBPyConnection", keyed: KeyedTable) -> dg.AssetCheckResult:
     source, key = keyed.table.sql, keyed.key
     columns = ", ".join(quote_ident(c) for c in key)
     any_null = " OR ".join(f"{quote_ident(c)} IS NULL" for c in key)
@@ -194,7 +197,7 @@ _EVENT_TYPES = _raw("event_types")
 def bookings_event_type_known(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Bookings of event types that `raw.event_types` lacks (deleted, or another user's)."""
 
-    def evaluate(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    def evaluate(con: "duckdb.DuckDBPyConnection") -> dg.AssetCheckResult:
         unknown = (
             f"FROM {_BOOKINGS.sql} AS b WHERE b.event_type_id IS NOT NULL "
             f"AND NOT EXISTS (SELECT 1 FROM {_EVENT_TYPES.sql} AS et WHERE et.id = b.event_type_id)"
@@ -238,7 +241,7 @@ _UTILIZATION = BOOKING_UTILIZATION_DAILY.table_name
 def utilization_minutes_non_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """A negative minute count means a parsing or DST bug, never real data."""
 
-    def evaluate(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    def evaluate(con: "duckdb.DuckDBPyConnection") -> dg.AssetCheckResult:
         bad = "available_minutes < 0 OR booked_minutes < 0 OR buffer_minutes < 0"
         [(count,)] = con.execute(f"SELECT count(*) FROM {_UTILIZATION.sql} WHERE {bad}").fetchall()
         metadata: dict[str, object] = {"negative_rows": count}
@@ -265,7 +268,7 @@ def utilization_minutes_non_negative(warehouse: WarehouseResource) -> dg.AssetCh
 def utilization_at_most_100_percent(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Over-booked days are possible (manual bookings, changed schedules) but worth a look: warns."""
 
-    def evaluate(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    def evaluate(con: "duckdb.DuckDBPyConnection") -> dg.AssetCheckResult:
         [(count,)] = con.execute(f"SELECT count(*) FROM {_UTILIZATION.sql} WHERE utilization > 1").fetchall()
         metadata: dict[str, object] = {"days_over_100_percent": count}
         if count:

@@ -1,17 +1,23 @@
-"""The API resource: configuration in the launchpad, a client per run, demo mode when nothing is set."""
+"""The API resource: configuration in the launchpad, a client per run, demo mode when nothing is set.
+
+The client (httpx, orjson) and the demo API are imported when a run builds its client, not when the
+definitions load.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 from pydantic import Field
 
-from sched_assets.api.client import ClientConfig, SchedApiClient
 from sched_assets.api.errors import ConfigError
 from sched_assets.api.specs import DEFAULT_PAGE_SIZE
+
+if TYPE_CHECKING:
+    from sched_assets.api.client import ClientConfig, SchedApiClient
 
 DEFAULT_BASE_URL = "https://api.cal.com/v2"
 DEFAULT_DATABASE = "data/sched.duckdb"
@@ -92,6 +98,8 @@ class SchedApiResource(dg.ConfigurableResource):
 
     def client_config(self) -> ClientConfig:
         """Validated client settings (built once per run); raises ConfigError before any request is sent."""
+        from sched_assets.api.client import ClientConfig
+
         if self.demo_bookings < 0:
             raise ConfigError(f"demo_bookings must be 0 or more; got {self.demo_bookings}.")
         if self.is_demo:
@@ -124,6 +132,8 @@ class SchedApiResource(dg.ConfigurableResource):
 
     def build_client(self, config: ClientConfig, logger: Any | None = None) -> SchedApiClient:
         """A client for one run, from `client_config()`. In demo mode it talks to the demo API in-process."""
+        from sched_assets.api.client import SchedApiClient
+
         transport = None
         if self.is_demo:
             from sched_assets.demo.app import DemoApi

@@ -3,6 +3,9 @@
 One step fetches every selected resource at once (one shared client, so one shared rate-limit budget),
 spills typed pages to Parquet, and only when *every* fetch has succeeded hands the tables to the IO
 manager. A failing API therefore changes no table at all, and DuckDB's single writer is never contested.
+
+The definitions need only the specs (keys, descriptions, column schema); the client and the Polars
+frame code are imported by the functions a run calls.
 """
 
 import tempfile
@@ -11,22 +14,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import polars as pl
 from pydantic import Field
 
-from sched_assets.api.client import SchedApiClient, SyncStats
 from sched_assets.api.errors import ApiError
-from sched_assets.api.keyset import iter_keyset
 from sched_assets.api.specs import ENDPOINTS, EndpointSpec, Keyset
 from sched_assets.defs.keys import RAW_SCHEMA, raw_key, raw_table
 from sched_assets.defs.resources import SchedApiResource
-from sched_assets.frames.build import FrameStats, build_frame, empty_frame
 from sched_assets.frames.columns import column_types, key_columns
-from sched_assets.frames.spill import PageSpill
 from sched_assets.storage import NullKeys, TableWrite, WarehouseResource, WriteMode
+
+if TYPE_CHECKING:  # no `from __future__ import annotations`: Dagster reads the asset parameters' types
+    import polars as pl
+
+    from sched_assets.api.client import SchedApiClient, SyncStats
+    from sched_assets.frames.build import FrameStats
 
 RAW_GROUP = "raw"
 CURSOR_KEY = "cursor_updated_at"
@@ -72,12 +76,12 @@ class Fetched:
     spec: EndpointSpec
     plan: SyncPlan
     paths: list[Path]
-    stats: SyncStats
-    frame_stats: FrameStats
+    stats: "SyncStats"
+    frame_stats: "FrameStats"
     read_started: datetime
     newest_updated_at: datetime | None = None
     without_cursor: int = 0  # rows whose updatedAt is null: only a full read (by createdAt) sees them
-    preview: pl.DataFrame | None = None
+    preview: "pl.DataFrame | None" = None
 
 
 def _description(spec: EndpointSpec) -> str:
@@ -175,13 +179,18 @@ def _plan(
 
 
 def _fetch(
-    client: SchedApiClient,
+    client: "SchedApiClient",
     spec: EndpointSpec,
     plan: SyncPlan,
     directory: Path,
     synced_at: datetime,
     cancelled: threading.Event,
 ) -> Fetched:
+    from sched_assets.api.client import SyncStats
+    from sched_assets.api.keyset import iter_keyset
+    from sched_assets.frames.build import FrameStats, build_frame
+    from sched_assets.frames.spill import PageSpill
+
     fetched = Fetched(spec, plan, [], SyncStats(), FrameStats(), read_started=datetime.now(UTC))
     spill = PageSpill(directory)
     # Records of a few pages are typed together: per-frame overhead dominates at 100 records a page.
@@ -233,7 +242,7 @@ def _preview(fetched: Fetched) -> str:
 
 
 def _fetch_all(
-    client: SchedApiClient,
+    client: "SchedApiClient",
     plans: dict[str, SyncPlan],
     selected: list[EndpointSpec],
     tmp: Path,
@@ -335,6 +344,8 @@ def _cursor(item: Fetched, incomplete: bool) -> str:
 
 
 def _output(item: Fetched, source: str, log: Any) -> dg.Output:
+    from sched_assets.frames.build import empty_frame
+
     spec = item.spec
     mode = item.plan.mode
     incomplete = not item.stats.complete

@@ -10,15 +10,44 @@
 - `demo_transport` (in-process httpx) and `serve` (a real local socket) deliver it.
 
 Pure Python: standard library, httpx and orjson only.
+
+The names below are imported from their modules on first use, so importing one module of the
+package (`sched_assets.demo.app` for a demo run) does not load the others (the socket server, ...).
 """
 
-from sched_assets.demo.app import DEMO_API_KEY, DemoApi, DemoResponse, Stats
-from sched_assets.demo.faults import Faults
-from sched_assets.demo.generator import AS_OF, BOOKING_ID_BASE, RESOURCES, DemoAccount
-from sched_assets.demo.integrations import DEMO_OAUTH_TOKEN, DEMO_REFRESH_TOKEN, DEMO_SECRETS
-from sched_assets.demo.ratelimit import RateLimit
-from sched_assets.demo.server import DemoServer, serve
-from sched_assets.demo.transport import DEMO_BASE_URL, demo_transport
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sched_assets.demo.app import DEMO_API_KEY, DemoApi, DemoResponse, Stats
+    from sched_assets.demo.faults import Faults
+    from sched_assets.demo.generator import AS_OF, BOOKING_ID_BASE, RESOURCES, DemoAccount
+    from sched_assets.demo.integrations import DEMO_OAUTH_TOKEN, DEMO_REFRESH_TOKEN, DEMO_SECRETS
+    from sched_assets.demo.ratelimit import RateLimit
+    from sched_assets.demo.server import DemoServer, serve
+    from sched_assets.demo.transport import DEMO_BASE_URL, demo_transport
+
+_MODULES = {
+    "DEMO_API_KEY": "app",
+    "DemoApi": "app",
+    "DemoResponse": "app",
+    "Stats": "app",
+    "Faults": "faults",
+    "AS_OF": "generator",
+    "BOOKING_ID_BASE": "generator",
+    "RESOURCES": "generator",
+    "DemoAccount": "generator",
+    "DEMO_OAUTH_TOKEN": "integrations",
+    "DEMO_REFRESH_TOKEN": "integrations",
+    "DEMO_SECRETS": "integrations",
+    "RateLimit": "ratelimit",
+    "DemoServer": "server",
+    "serve": "server",
+    "DEMO_BASE_URL": "transport",
+    "demo_transport": "transport",
+}
 
 __all__ = [
     "AS_OF",
@@ -39,3 +68,13 @@ __all__ = [
     "demo_transport",
     "serve",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import duckdb
+from typing import TYPE_CHECKING
 
-from .naming import TableName
+if TYPE_CHECKING:
+    import duckdb
+
+    from .naming import TableName
 
 Column = tuple[str, str]  # (name, DuckDB type as DuckDB reports it, e.g. "TIMESTAMP WITH TIME ZONE")
 

@@ -3,18 +3,61 @@
 SQL assets and checks use it as the docs projects use `DuckDBResource`:
 `with warehouse.get_connection() as con: ...`. The IO manager takes the same object, so one
 configuration (file, lock timeout, memory limits) serves every reader and writer.
+
+Importing this module does not load DuckDB (~0.1 s): dagster-duckdb does `import duckdb` at the top
+of its modules but uses it only inside functions (`get_connection`), so it is imported here with a
+stand-in bound to that name, which imports the real `duckdb` the first time anything is used on it.
+Code that imports `duckdb` itself gets the real module as usual.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import sys
+import types
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from .warehouse import Warehouse
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+class _DeferredModule(types.ModuleType):
+    """Stands in for a module not imported yet: the first attribute read imports it and forwards."""
+
+    def __getattr__(self, attr: str) -> Any:  # only called for names the stand-in itself lacks
+        name = self.__name__
+        if sys.modules.get(name) is self:  # still inside the deferred import: load the real one now
+            del sys.modules[name]
+        return getattr(importlib.import_module(name), attr)
+
+
+def _import_deferring(module: str, dependency: str) -> types.ModuleType:
+    """Import `module`, letting its top-level `import <dependency>` bind a `_DeferredModule`.
+
+    Only when neither is imported yet; the stand-in is in `sys.modules` just for the duration of the
+    import, so nothing imported later sees it.
+    """
+    if module in sys.modules or dependency in sys.modules:
+        return importlib.import_module(module)
+    stand_in = _DeferredModule(dependency)
+    sys.modules[dependency] = stand_in
+    try:
+        return importlib.import_module(module)
+    finally:
+        if sys.modules.get(dependency) is stand_in:
+            del sys.modules[dependency]
+
+
+if TYPE_CHECKING:
+    from dagster_duckdb import DuckDBResource
+else:
+    DuckDBResource = _import_deferring("dagster_duckdb", "duckdb").DuckDBResource
 
 
 class WarehouseResource(DuckDBResource):

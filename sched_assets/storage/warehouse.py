@@ -3,6 +3,9 @@
 Every connection is short-lived and taken under the cross-process lock in `locking`, so any number
 of processes (Dagster's multiprocess executor, `dagster dev`, a CLI) take turns instead of failing
 on DuckDB's single-writer rule.
+
+DuckDB itself (and the write machinery on Polars) is imported when a connection is opened or a
+table written, not with this module: the Dagster definitions build `Warehouse`s without using them.
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Column, table_columns
 from .errors import TableNotFoundError, WarehouseError, WarehouseLockedError
 from .locking import backoff_delays, file_lock, lock_path_for
 from .naming import TableName, quote_literal
-from .write import TableWrite, WriteResult, execute_write
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from .write import TableWrite, WriteResult
 
 _DUCKDB_LOCK_MESSAGE = "Could not set lock"
 _held = threading.local()  # databases this thread has open, to catch self-deadlocking nested connects
@@ -98,6 +103,8 @@ class Warehouse:
 
     def write(self, table: str, write: TableWrite) -> WriteResult:
         """Write to `"schema.name"` in one transaction (see `TableWrite` and `write.execute_write`)."""
+        from .write import execute_write
+
         name = TableName.parse(table)
         with self.connect() as con:
             return execute_write(con, name, write)
@@ -141,6 +148,8 @@ class Warehouse:
 
     def _open(self, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
         """Connect, retrying while a program outside our lock (e.g. the duckdb CLI) holds the file."""
+        import duckdb
+
         delays = backoff_delays(first=0.1, cap=2.0)
         while True:
             try:

@@ -12,6 +12,9 @@ aggregate (rows, rows without a key, distinct keys); the rows themselves are the
 INSERT. Only when the input repeats a key is there one more narrow pass, which finds the superseded
 rows so the INSERT can leave them out (a window over whole wide rows would not fit a small
 `memory_limit`).
+
+DuckDB, Polars and the staging helpers are imported by the functions that run a write, so
+`TableWrite` and its enums stay plain Python: asset definitions name them without loading either.
 """
 
 from __future__ import annotations
@@ -23,16 +26,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
-
-import duckdb
-import polars as pl
+from typing import TYPE_CHECKING, TypeVar
 
 from .catalog import Column, row_count, table_columns
 from .errors import InvalidWriteError
 from .naming import TableName, quote_ident
-from .source import Source, staged_source
-from .types import cast_expression, duckdb_type
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+    from .source import Source
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -119,6 +123,8 @@ class KeyStats:
 
 def execute_write(con: duckdb.DuckDBPyConnection, table: TableName, write: TableWrite) -> WriteResult:
     """Run `write` against `table` in one transaction; roll back and re-raise on any error."""
+    from .source import staged_source
+
     started = time.perf_counter()
     with staged_source(con, write.data) as source:
         _check_key_columns(write.primary_key, source)
@@ -141,6 +147,8 @@ def _commit(con: duckdb.DuckDBPyConnection) -> None:
 def _write(
     con: duckdb.DuckDBPyConnection, table: TableName, write: TableWrite, source: Source
 ) -> WriteResult:
+    from .types import cast_expression
+
     existing = table_columns(con, table)
     targets = _target_columns(source.schema, existing, write.column_types)
     select = {
@@ -193,6 +201,8 @@ def _member(enum: type[_E], value: object, what: str) -> _E:
 
 
 def _normalized_data(data: object) -> pl.DataFrame | tuple[str | Path, ...]:
+    import polars as pl
+
     if isinstance(data, pl.DataFrame):
         return data
     if isinstance(data, str | Path):
@@ -279,6 +289,8 @@ def _target_columns(
 
     DuckDB identifiers are case-insensitive, so matching ignores case and reuses the table's spelling.
     """
+    from .types import duckdb_type
+
     by_folded = {name.casefold(): (name, type_) for name, type_ in existing or []}
     targets: dict[str, tuple[str, str]] = {}
     for col, dtype in schema.items():
@@ -364,6 +376,8 @@ def _count(cursor: duckdb.DuckDBPyConnection) -> int:
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    import duckdb
+
     # The original error matters more; closing the connection discards the transaction anyway.
     with contextlib.suppress(duckdb.Error):
         con.execute("ROLLBACK")
