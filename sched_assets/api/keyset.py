@@ -21,6 +21,7 @@ from sched_assets.api.specs import EndpointSpec, Keyset
 
 _DONE = object()
 _MS = timedelta(milliseconds=1)
+SLICES_PER_WORKER = 3
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,16 @@ class _KeysetRead:
     # ---- slices -------------------------------------------------------------------------------
 
     def _split(self, start: Slice, first: Page) -> list[Slice]:
-        """The rest of the range in `concurrency` slices of equal time span (the last open-ended)."""
+        """The rest of the range in slices of equal time span (the last open-ended).
+
+        Rows are rarely spread evenly over time, so there are a few slices per worker: a worker that
+        finishes a thin slice takes the next, and the busy end of the range does not run alone.
+        """
         total = _int((first.pagination or {}).get("totalItems"))
-        k = self.client.config.concurrency
+        workers = self.client.config.concurrency
+        k = workers * SLICES_PER_WORKER
         low = _parse(start.after)
-        if k <= 1 or low is None or total is None or total <= self.take * k:
+        if workers <= 1 or low is None or total is None or total <= self.take * workers:
             return [start]
         high = datetime.now(UTC)
         if high <= low:
@@ -108,7 +114,8 @@ class _KeysetRead:
             yield from self._read_slice(slices[0], first)
             return
         # Workers hand pages over a small queue: memory stays bounded by a few pages.
-        pages: queue.Queue = queue.Queue(maxsize=2 * len(slices))
+        workers = min(len(slices), self.client.config.concurrency)
+        pages: queue.Queue = queue.Queue(maxsize=2 * workers)
 
         def work(piece: Slice) -> None:
             try:
@@ -120,7 +127,7 @@ class _KeysetRead:
             finally:
                 pages.put(_DONE)
 
-        with ThreadPoolExecutor(max_workers=len(slices), thread_name_prefix="sched-keyset") as pool:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sched-keyset") as pool:
             for piece in slices:
                 pool.submit(work, piece)
             running = len(slices)
