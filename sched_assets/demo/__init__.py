@@ -17,8 +17,9 @@ package (`sched_assets.demo.app` for a demo run) does not load the others (the s
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sched_assets.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from sched_assets.demo.app import DEMO_API_KEY, DemoApi, DemoResponse, Stats
@@ -70,10 +71,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _MODULES)
 
 
 def __dir__() -> list[str]:

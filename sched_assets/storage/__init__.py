@@ -7,8 +7,9 @@ so plain users (benchmarks, scripts) do not pay for `import dagster`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sched_assets.lazy import lazy_attributes
 
 from .errors import InvalidWriteError, TableNotFoundError, WarehouseError, WarehouseLockedError
 from .warehouse import Warehouse
@@ -40,7 +41,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _DAGSTER_NAMES:
-        return getattr(importlib.import_module(_DAGSTER_NAMES[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _DAGSTER_NAMES)
