@@ -168,7 +168,7 @@ class SchedApiClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self._log = logger or _LOG
+        self.log = logger or _LOG  # the run's logger; readers built on the client (keyset) share it
         self._sleep = sleep
         self._random = random.Random()
         self._shared: dict[tuple[str, tuple[tuple[str, str], ...]], Future[tuple[list[Record], set]]] = {}
@@ -228,9 +228,13 @@ class SchedApiClient:
                 if spec.fan_out is not None:
                     yield from self._iter_fan_out(spec, stats)
         finally:
-            stats.rate_limit_waits = self.pacer.waits
-            stats.rate_limit_wait_seconds = round(self.pacer.waited_seconds, 3)
-            stats.elapsed_seconds = round(time.monotonic() - stats.started, 3)
+            self.finish_stats(stats)
+
+    def finish_stats(self, stats: SyncStats) -> None:
+        """Close one read's counters: pacing waits so far and the read's elapsed time."""
+        stats.rate_limit_waits = self.pacer.waits
+        stats.rate_limit_wait_seconds = round(self.pacer.waited_seconds, 3)
+        stats.elapsed_seconds = round(time.monotonic() - stats.started, 3)
 
     def _unpaged_records(
         self, spec: EndpointSpec, params: dict[str, str], stats: SyncStats, *, own: bool = True
@@ -351,7 +355,7 @@ class SchedApiClient:
                     if returned < size:
                         size = returned
                         announced = _int_or_none(pagination.get("itemsPerPage"))
-                        self._log.warning(
+                        self.log.warning(
                             f"{spec.name}: the server serves at most {returned} records a page "
                             f"(asked for {take}; it announces itemsPerPage={announced}). Paging by what it "
                             "returns."
@@ -390,7 +394,7 @@ class SchedApiClient:
             # A server that ignores `skip` returns the same page forever.
             reason = StopReason.LOOP_GUARD
             stats.complete = False
-            self._log.warning(
+            self.log.warning(
                 f"{spec.name}: page {page.number} (skip={page.skip}) repeats an earlier page; "
                 "the server seems to ignore `skip`. Stopping paging here."
             )
@@ -424,7 +428,7 @@ class SchedApiClient:
         elif spec.legacy is not None and selector_matches(body, spec.legacy.selector):
             records = [_normalised(r, spec.legacy) for r in select_records(body, spec.legacy.selector)]
             if stats.note_shape(ResponseShape.LEGACY):
-                self._log.warning(
+                self.log.warning(
                     f"{spec.name}: GET {spec.path} answered in the {spec.legacy.name} shape although "
                     f"{_header_note(spec)} was sent; reading it and renaming its fields to the documented ones."
                 )
@@ -475,7 +479,7 @@ class SchedApiClient:
                 self.pacer.block_for(wait)
                 code, message = describe_body(response.content, response.headers.get("content-type", ""))
                 last_problem = f"HTTP 429 ({code or 'rate limited'}: {message})"
-                self._log.warning(
+                self.log.warning(
                     f"{spec.name}: rate limited (HTTP 429); waiting {wait:.0f} s for the block to end "
                     f"(retry {attempt + 1} of {self.config.max_retries})."
                 )
@@ -521,13 +525,13 @@ class SchedApiClient:
                     {"retry-after": retry_after}, 0.0, self.config.max_rate_limit_wait_seconds
                 ),
             )
-        self._log.warning(
+        self.log.warning(
             f"{spec.name}: {problem}; retry {attempt + 1} of {self.config.max_retries} in {wait:.1f} s."
         )
         self._sleep(wait)
 
     def _log_pacing(self, wait: float, why: str) -> None:
-        self._log.info(f"Pacing requests: {why} ({wait:.1f} s).")
+        self.log.info(f"Pacing requests: {why} ({wait:.1f} s).")
 
 
 def _parse_json(content: bytes) -> Any:

@@ -58,9 +58,8 @@ class _KeysetRead:
         self.check_total = check_total
         self._lock = threading.Lock()
         self._numbers = 0
-        self._rows = (
-            0  # rows emitted: distinct, since repeats of a page's tail and slice overlaps are dropped
-        )
+        # Rows emitted: distinct, since repeats of a page's tail are dropped and slices do not overlap.
+        self._rows = 0
         self._cap_logged = False
         self._stop = threading.Event()
 
@@ -79,8 +78,7 @@ class _KeysetRead:
                 self._check_total()
         finally:
             self._stop.set()
-            stats.rate_limit_waits = self.client.pacer.waits
-            stats.rate_limit_wait_seconds = round(self.client.pacer.waited_seconds, 3)
+            self.client.finish_stats(stats)
 
     # ---- slices -------------------------------------------------------------------------------
 
@@ -158,7 +156,7 @@ class _KeysetRead:
                 # keyset filter. Stop rather than loop; the read is incomplete.
                 self.stats.complete = False
                 self.stats.stopped_by = StopReason.LOOP_GUARD
-                self.client._log.warning(
+                self.client.log.warning(
                     f"{self.spec.name}: the server keeps answering rows already read ({self.order.after_param}="
                     f"{current.after}, skip={current.skip}): it seems to ignore {self.order.after_param}. "
                     "Stopping this read, which is incomplete."
@@ -215,7 +213,7 @@ class _KeysetRead:
             return None
         if len(records) < self.take and not self._cap_logged:
             self._cap_logged = True
-            self.client._log.warning(
+            self.client.log.warning(
                 f"{self.spec.name}: the server serves at most {len(records)} records a page (asked for "
                 f"{self.take}; it announces itemsPerPage={pagination.get('itemsPerPage') if pagination else None})."
                 " Reading on by position."
@@ -244,7 +242,7 @@ class _KeysetRead:
         self.stats.rows_counted_after = total
         if total is not None and total > self._rows:
             self.stats.complete = False
-            self.client._log.warning(
+            self.client.log.warning(
                 f"{self.spec.name}: read {self._rows} distinct rows, but the server counts {total} after "
                 "the read: the read is incomplete, so no row is deleted and the cursor is kept."
             )

@@ -231,14 +231,12 @@ def _fetch(
 
 
 def _preview(fetched: Fetched) -> str:
+    from sched_assets.analytics.previews import markdown_table
+
     frame = fetched.preview
     if frame is None:
         return "_No records._"
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
-    rows = "".join(
-        "| " + " | ".join("" if v is None else str(v) for v in row) + " |\n" for row in frame.rows()
-    )
-    return header + rows
+    return markdown_table(frame.columns, frame.rows())
 
 
 def _fetch_all(

@@ -224,9 +224,6 @@ class Catalog:
             )
         return {"eventTypeGroups": groups, "profiles": profiles}
 
-    def calendar_rows(self) -> list[Json]:
-        return [c for conn in self.calendars["connectedCalendars"] for c in conn.get("calendars", [])]
-
 
 def _event_type(
     k: int,

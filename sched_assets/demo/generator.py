@@ -203,11 +203,6 @@ class DemoAccount:
 
     # ---- bookings: lookup -------------------------------------------------------------------
 
-    @property
-    def total_slots(self) -> int:
-        """Slots ever created (deleted ones included); slot = id - BOOKING_ID_BASE."""
-        return len(self.start)
-
     def live_slots(self) -> Sequence[int]:
         """Slots of existing bookings in id order (a `range` until something is deleted)."""
         if not self._deleted:
