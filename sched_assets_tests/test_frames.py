@@ -1,23 +1,53 @@
-"""Typing of API records into frames: explicit columns, lossless conversion, misfits kept in `_extra`."""
+"""Typing of API records in DuckDB (`frames.typed_sql`, `frames.spill`): the rules, nothing lost, and
+the same tables as the Python typing it replaced (`reference_typing`)."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+import duckdb
 import orjson
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sched_assets.api.specs import ENDPOINTS_BY_NAME
-from sched_assets.frames.build import FrameStats, build_frame, empty_frame
+from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME, EndpointSpec
+from sched_assets.demo.generator import BOOKING_ID_BASE, DemoAccount
+from sched_assets.demo.shapes import drift_booking
 from sched_assets.frames.columns import column_types, snake_case
-from sched_assets.frames.spill import PageSpill
+from sched_assets.frames.spill import RecordSpill, SecretInSpillError, TypingStats
+from sched_assets_tests.demo_helpers import all_records
+from sched_assets_tests.reference_typing import FrameStats, build_frame
 
 BOOKINGS = ENDPOINTS_BY_NAME["bookings"]
 CALENDARS = ENDPOINTS_BY_NAME["calendars"]
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def typed(
+    spec: EndpointSpec, records: list[dict[str, Any]], directory: Path, **spill_args: Any
+) -> tuple[list[dict[str, Any]], RecordSpill]:
+    """Records through the spill (one page per call of `add`), read back from its Parquet parts."""
+    directory.mkdir(parents=True, exist_ok=True)
+    spill = RecordSpill(spec, directory, NOW, **spill_args)
+    spill.add(records)
+    paths = spill.finish()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    files = ", ".join(f"'{path}'" for path in paths)
+    cursor = con.execute(f"SELECT * FROM read_parquet([{files}]) ORDER BY file_index, file_row_number")
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()], spill
+
+
+def typed_rows(spec: EndpointSpec, records: list[dict[str, Any]], directory: Path) -> list[dict[str, Any]]:
+    return typed(spec, records, directory)[0]
 
 
 def test_snake_case():
@@ -27,16 +57,18 @@ def test_snake_case():
     assert snake_case("icsUid") == "ics_uid"
 
 
-def test_columns_fixed_whatever_the_records():
-    frame = build_frame(BOOKINGS, [{"id": 1}], NOW)
-    assert frame.columns == list(column_types(BOOKINGS))
-    assert frame.columns == empty_frame(BOOKINGS).columns
-    assert frame.schema == empty_frame(BOOKINGS).schema
-    assert frame["start"].dtype == pl.Datetime("us", "UTC")
+def test_columns_fixed_whatever_the_records(tmp_path):
+    one, _ = typed(BOOKINGS, [{"id": 1}], tmp_path / "one")
+    assert list(one[0]) == list(column_types(BOOKINGS))
+    # No records: one empty part that still carries every column, with its type.
+    _, spill = typed(BOOKINGS, [], tmp_path / "none")
+    schema = pl.read_parquet_schema(spill.paths[0])
+    assert list(schema) == list(column_types(BOOKINGS))
+    assert schema["start"] == pl.Datetime("us", "UTC") and schema["id"] == pl.Int64
+    assert pl.read_parquet(spill.paths[0]).height == 0
 
 
-def test_lossless_conversions_and_misfits():
-    stats = FrameStats()
+def test_lossless_conversions_and_misfits(tmp_path):
     records = [
         {
             "id": "2",
@@ -55,8 +87,8 @@ def test_lossless_conversions_and_misfits():
         },
         {"id": 4, "brandNewField": [1, 2], "attendees": [{"name": "A", "absent": False}]},
     ]
-    frame = build_frame(BOOKINGS, records, NOW, stats)
-    rows = frame.to_dicts()
+    rows, spill = typed(BOOKINGS, records, tmp_path)
+    stats = spill.stats
     assert [r["id"] for r in rows] == [2, 3, 4]
     assert rows[0]["duration"] == 30 and rows[0]["rating"] == 4.5 and rows[0]["absent_host"] is True
     assert rows[0]["uid"] == "17"
@@ -89,18 +121,18 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.dictionaries(st.sampled_from([*BOOKINGS.columns, "x", "yY"]), json_values, max_size=8),
         max_size=6,
     )
 )
-def test_nothing_is_lost(records):
+def test_nothing_is_lost(tmp_path_factory, records):
     """Every non-null value the API sent is either in its column or verbatim in `_extra`."""
     records = [{**r, "id": i} for i, r in enumerate(records)]
-    frame = build_frame(BOOKINGS, records, NOW)
-    for record, row in zip(records, frame.to_dicts(), strict=True):
+    rows = typed_rows(BOOKINGS, records, tmp_path_factory.mktemp("spill"))
+    for record, row in zip(records, rows, strict=True):
         extra = json.loads(row["_extra"]) if row["_extra"] else {}
         for name, value in record.items():
             if value is None:
@@ -114,29 +146,124 @@ def test_nothing_is_lost(records):
 
 def test_spill_keeps_every_row_in_page_order(tmp_path):
     # Repeated keys stay: storage dedupes them (last wins) in the one pass that loads the parts.
-    spill = PageSpill(tmp_path, batch_rows=2)
-    spill.add(build_frame(BOOKINGS, [{"id": 1, "title": "old"}, {"id": 2, "title": "b"}], NOW))
-    spill.add(build_frame(BOOKINGS, [{"id": 1, "title": "new"}, {"id": 3, "title": "c"}], NOW))
+    spill = RecordSpill(BOOKINGS, tmp_path, NOW, batch_rows=2)
+    spill.add([{"id": 1, "title": "old"}, {"id": 2, "title": "b"}])
+    spill.add([{"id": 1, "title": "new"}, {"id": 3, "title": "c"}])
     paths = spill.finish()
     assert len(paths) == 2
     frame = pl.read_parquet(paths)
     assert frame["id"].to_list() == [1, 2, 1, 3]
     assert frame["title"].to_list() == ["old", "b", "new", "c"]
-    assert spill.rows == 4
+    assert spill.stats.rows == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in paths]  # no JSON lines left
 
 
-def test_unusable_keys_become_null_and_are_kept_in_extra():
+def test_unusable_keys_become_null_and_are_kept_in_extra(tmp_path):
     # Such rows are left out (and counted) by storage's null-key rule, not here.
-    stats = FrameStats()
-    frame = build_frame(BOOKINGS, [{"id": 1}, {"title": "no id"}, {"id": "abc"}, {"id": None}], NOW, stats)
-    assert frame["id"].to_list() == [1, None, None, None]
-    assert json.loads(frame["_extra"][2]) == {"id": "abc"}
+    rows = typed_rows(BOOKINGS, [{"id": 1}, {"title": "no id"}, {"id": "abc"}, {"id": None}], tmp_path)
+    assert [row["id"] for row in rows] == [1, None, None, None]
+    assert json.loads(rows[2]["_extra"]) == {"id": "abc"}
 
 
-def test_integers_beyond_bigint_are_kept_verbatim():
-    stats = FrameStats()
-    frame = build_frame(BOOKINGS, [{"id": 1, "duration": 2**63, "eventTypeId": -(2**63)}], NOW, stats)
-    row = frame.to_dicts()[0]
+def test_integers_beyond_bigint_are_kept_verbatim(tmp_path):
+    records = [{"id": 1, "duration": 2**63, "eventTypeId": -(2**63), "rating": 2**70, "uid": -(2**64)}]
+    rows, spill = typed(BOOKINGS, records, tmp_path)
+    row = rows[0]
     assert row["duration"] is None and row["event_type_id"] == -(2**63)
-    assert json.loads(row["_extra"]) == {"duration": 2**63}
-    assert stats.kept_in_extra == 1
+    assert row["uid"] == str(-(2**64)) and row["rating"] is None
+    assert json.loads(row["_extra"]) == {"duration": 2**63, "rating": 2**70}
+    assert spill.stats.kept_in_extra == 2
+
+
+def test_cursor_and_preview_are_collected_while_typing(tmp_path):
+    spill = RecordSpill(BOOKINGS, tmp_path, NOW, cursor_column="updated_at", batch_rows=2)
+    spill.add(
+        [{"id": 1, "status": "accepted", "updatedAt": "2026-01-02T00:00:00Z"}, {"id": 2, "updatedAt": None}]
+    )
+    spill.add([{"id": 3, "updatedAt": "2026-03-04T05:06:07.250Z"}])
+    assert len(spill.finish()) == 2
+    assert spill.newest_cursor == datetime(2026, 3, 4, 5, 6, 7, 250_000, tzinfo=UTC)
+    assert spill.without_cursor == 1
+    assert spill.preview is not None and spill.preview.columns == list(BOOKINGS.preview_columns)
+    assert [row[:2] for row in spill.preview.rows] == [(1, "accepted"), (2, None)]  # the first batch's rows
+
+
+def test_a_secret_that_reached_the_spill_is_refused_and_its_file_deleted(tmp_path):
+    conferencing = ENDPOINTS_BY_NAME["conferencing"]
+    (secret,) = conferencing.secret_fields
+    value = "tok_" + "S" * 20
+    with pytest.raises(SecretInSpillError, match="secret field"):
+        typed(conferencing, [{"id": 1, "app": "zoom", secret: value}], tmp_path)
+    leftovers = [p for p in tmp_path.iterdir() if value.encode() in p.read_bytes()]
+    assert leftovers == []
+
+
+def test_spill_files_are_readable_by_the_owner_only(tmp_path):
+    spill = RecordSpill(BOOKINGS, tmp_path, NOW)
+    spill.add([{"id": 1}])
+    (batch,) = list(tmp_path.iterdir())
+    assert stat.S_IMODE(os.stat(batch).st_mode) == 0o600
+    spill.close()
+
+
+# ---- the same tables as the Python typing it replaced ----------------------------------------------
+
+
+def reference_rows(
+    spec: EndpointSpec, records: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], FrameStats]:
+    stats = FrameStats()
+    return build_frame(spec, records, NOW, stats).to_dicts(), stats
+
+
+def assert_same_rows(spec: EndpointSpec, ours: list[dict[str, Any]], reference: list[dict[str, Any]]) -> None:
+    json_columns = {snake_case(name) for name, kind in spec.columns.items() if kind == "json"} | {"_extra"}
+    assert len(ours) == len(reference)
+    for number, (row, expected) in enumerate(zip(ours, reference, strict=True)):
+        assert list(row) == list(expected)
+        for column, value in expected.items():
+            got = row[column]
+            if column in json_columns and value is not None and got is not None:
+                assert orjson.loads(got) == orjson.loads(value), (spec.name, number, column)
+            else:
+                assert got == value, (spec.name, number, column, got, value)
+
+
+MISFITS = [
+    {"id": "7", "duration": 45.0, "rating": "4.25", "absentHost": "FALSE", "uid": 12, "title": True},
+    {"id": 8, "duration": "forty", "rating": "4.50", "absentHost": 1, "start": "2026-02-30T10:00:00Z"},
+    {"id": 9, "eventTypeId": 3.5, "status": ["accepted"], "end": 1700000000, "location": 2.5},
+    {
+        "id": 10,
+        "description": {"nested": {"deep": [None, 1.5, "x"]}},
+        "hosts": None,
+        "updatedAt": "2026-01-01",
+    },
+    {"id": 11, "start": "2026-03-29T09:30:00+02:00", "end": "2026-03-29T10:00:00.123456", "rating": 3},
+    {"id": 12, "brandNew": None, "another_one": {"a": None}, "createdAt": "  2026-01-01T00:00:00Z "},
+]
+
+
+@pytest.mark.parametrize("spec", ENDPOINTS, ids=lambda spec: spec.name)
+def test_same_tables_as_the_python_typing_on_the_demo_account_with_drift(spec, tmp_path):
+    """Demo records (seated bookings with per-seat answers, teams' event types, ...) and, for bookings,
+    schema drift and hand-made misfits: the same typed values, `_extra` and counts as before."""
+    account = DemoAccount(bookings=1_500, seed=11)
+    records = [
+        {k: v for k, v in r.items() if k not in spec.secret_fields} for r in all_records(account, spec.name)
+    ]
+    if spec.name == "bookings":
+        midpoint = BOOKING_ID_BASE + 700
+        records = [drift_booking(record, midpoint) for record in records] + MISFITS
+        assert any(r.get("seatsShowAttendees") is not None or "seatUid" in json.dumps(r) for r in records)
+    assert records
+    ours, spill = typed(spec, records, tmp_path, batch_rows=400)
+    reference, stats = reference_rows(spec, records)
+    assert_same_rows(spec, ours, reference)
+    assert spill.stats == TypingStats(
+        rows=stats.rows,
+        converted=stats.converted,
+        kept_in_extra=stats.kept_in_extra,
+        unknown_fields=stats.unknown_fields,
+        misfit_fields=stats.misfit_fields,
+    )

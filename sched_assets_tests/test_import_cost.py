@@ -106,3 +106,22 @@ def test_duckdb_loads_on_first_use(tmp_path):
         tmp_path,
     )
     assert out == {"before": False, "ours": 42, "theirs": 7, "real": True, "same_connect": True}
+
+
+def test_a_whole_demo_run_never_loads_polars_or_pyarrow(tmp_path):
+    """Records go from the API to DuckDB without Polars: a full run (sync, derived tables, checks) in a
+    fresh interpreter never imports it, nor PyArrow."""
+    out = run_fresh(
+        """
+        import json, sys
+        import dagster as dg
+        import sched_assets.definitions as d
+
+        job = d.defs().get_implicit_global_asset_job_def()
+        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+        loaded = sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("polars", "pyarrow")})
+        print(json.dumps({"success": result.success, "loaded": loaded, "duckdb": "duckdb" in sys.modules}))
+        """,
+        tmp_path,
+    )
+    assert out == {"success": True, "loaded": [], "duckdb": True}

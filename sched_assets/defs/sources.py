@@ -1,11 +1,12 @@
 """The source assets `raw/<resource>`, generated from the resource specs as one multi-asset.
 
 One step fetches every selected resource at once (one shared client, so one shared rate-limit budget),
-spills typed pages to Parquet, and only when *every* fetch has succeeded hands the tables to the IO
-manager. A failing API therefore changes no table at all, and DuckDB's single writer is never contested.
+spills the pages to disk where DuckDB types them into Parquet parts (`frames.spill`), and only when
+*every* fetch has succeeded hands the tables to the IO manager. A failing API therefore changes no table
+at all, and DuckDB's single writer is never contested.
 
-The definitions need only the specs (keys, descriptions, column schema); the client and the Polars
-frame code are imported by the functions a run calls.
+The definitions need only the specs (keys, descriptions, column schema); the client and the spill are
+imported by the functions a run calls.
 """
 
 import tempfile
@@ -27,16 +28,12 @@ from sched_assets.frames.columns import column_types, key_columns
 from sched_assets.storage import NullKeys, TableWrite, WarehouseResource, WriteMode
 
 if TYPE_CHECKING:  # no `from __future__ import annotations`: Dagster reads the asset parameters' types
-    import polars as pl
-
     from sched_assets.api.client import SchedApiClient, SyncStats
-    from sched_assets.frames.build import FrameStats
+    from sched_assets.frames.spill import Preview, TypingStats
 
 RAW_GROUP = "raw"
 CURSOR_KEY = "cursor_updated_at"
 CURSOR_COLUMN = "updated_at"  # paged resources sync incrementally on the API's `updatedAt`
-PREVIEW_ROWS = 5
-TYPING_BATCH = 1_000
 
 
 class SourceSyncConfig(dg.Config):
@@ -77,11 +74,11 @@ class Fetched:
     plan: SyncPlan
     paths: list[Path]
     stats: "SyncStats"
-    frame_stats: "FrameStats"
+    frame_stats: "TypingStats"
     read_started: datetime
     newest_updated_at: datetime | None = None
     without_cursor: int = 0  # rows whose updatedAt is null: only a full read (by createdAt) sees them
-    preview: "pl.DataFrame | None" = None
+    preview: "Preview | None" = None
 
 
 def _description(spec: EndpointSpec) -> str:
@@ -188,55 +185,38 @@ def _fetch(
 ) -> Fetched:
     from sched_assets.api.client import SyncStats
     from sched_assets.api.keyset import iter_keyset
-    from sched_assets.frames.build import FrameStats, build_frame
-    from sched_assets.frames.spill import PageSpill
+    from sched_assets.frames.spill import RecordSpill
 
-    fetched = Fetched(spec, plan, [], SyncStats(), FrameStats(), read_started=datetime.now(UTC))
-    spill = PageSpill(directory)
-    # Records of a few pages are typed together: per-frame overhead dominates at 100 records a page.
-    # Memory stays bounded by TYPING_BATCH records, whatever the account size.
-    batch: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        frame = build_frame(spec, batch, synced_at, fetched.frame_stats)
-        batch.clear()
-        # Cursor and preview come from the frames in passing, so nothing re-reads the spilled parts.
-        if spec.paged and frame.height:
-            fetched.without_cursor += frame[CURSOR_COLUMN].null_count()
-            newest = frame[CURSOR_COLUMN].max()
-            if newest is not None and (
-                fetched.newest_updated_at is None or newest > fetched.newest_updated_at
-            ):
-                fetched.newest_updated_at = newest
-        if fetched.preview is None and frame.height:
-            fetched.preview = frame.select(spec.preview_columns).head(PREVIEW_ROWS)
-        spill.add(frame)
-
-    if plan.order is not None:
-        # A full read must see every row that exists when it ends, or it may not delete the others.
-        full = plan.mode is WriteMode.REPLACE
-        pages = iter_keyset(client, spec, plan.order, fetched.stats, plan.lower, check_total=full)
-    else:
-        pages = client.iter_pages(spec, {}, fetched.stats)
-    for page in pages:
-        if cancelled.is_set():
-            raise RuntimeError("cancelled because another resource failed")
-        batch.extend(page.records)
-        if len(batch) >= TYPING_BATCH:
-            flush()
-    if batch:
-        flush()
-    fetched.paths = spill.finish()
+    # Pages go to disk as JSON lines as they arrive; DuckDB types them a batch at a time.
+    spill = RecordSpill(spec, directory, synced_at, cursor_column=CURSOR_COLUMN if spec.paged else None)
+    fetched = Fetched(spec, plan, [], SyncStats(), spill.stats, read_started=datetime.now(UTC))
+    try:
+        if plan.order is not None:
+            # A full read must see every row that exists when it ends, or it may not delete the others.
+            full = plan.mode is WriteMode.REPLACE
+            pages = iter_keyset(client, spec, plan.order, fetched.stats, plan.lower, check_total=full)
+        else:
+            pages = client.iter_pages(spec, {}, fetched.stats)
+        for page in pages:
+            if cancelled.is_set():
+                raise RuntimeError("cancelled because another resource failed")
+            spill.add(page.records)
+        fetched.paths = spill.finish()
+    finally:
+        spill.close()
+    fetched.newest_updated_at = spill.newest_cursor
+    fetched.without_cursor = spill.without_cursor
+    fetched.preview = spill.preview
     return fetched
 
 
 def _preview(fetched: Fetched) -> str:
     from sched_assets.analytics.previews import markdown_table
 
-    frame = fetched.preview
-    if frame is None:
+    preview = fetched.preview
+    if preview is None:
         return "_No records._"
-    return markdown_table(frame.columns, frame.rows())
+    return markdown_table(preview.columns, preview.rows)
 
 
 def _fetch_all(
@@ -342,8 +322,6 @@ def _cursor(item: Fetched, incomplete: bool) -> str:
 
 
 def _output(item: Fetched, source: str, log: Any) -> dg.Output:
-    from sched_assets.frames.build import empty_frame
-
     spec = item.spec
     mode = item.plan.mode
     incomplete = not item.stats.complete
@@ -385,7 +363,7 @@ def _output(item: Fetched, source: str, log: Any) -> dg.Output:
         if stats.rows_counted_after is not None:
             metadata["rows_counted_after_read"] = stats.rows_counted_after
     write = TableWrite(
-        data=item.paths or empty_frame(spec),
+        data=item.paths,
         mode=mode,
         primary_key=key_columns(spec),
         column_types=column_types(spec),

@@ -1,48 +1,228 @@
-"""Spill typed page frames to Parquet so a large resource never sits in memory as a whole."""
+"""Spill a resource's records to disk as JSON lines and type them in DuckDB, batch by batch, into Parquet.
+
+Python's only per-record work is one `orjson.dumps` (the client already parsed each page to read its
+pagination). Every `batch_rows` records, an in-memory DuckDB types the batch with the spec's SQL
+(`typed_sql`) into a numbered Parquet part, collects the metadata counts, and the JSON lines are deleted.
+Typing runs while the next pages are on the wire (DuckDB releases the GIL), memory stays bounded by one
+batch, and the write later reads the typed parts twice (key pass, insert), the key pass only their
+key columns. Storage dedupes the parts on the key (last wins); nothing is deduplicated here.
+
+Secret fields never reach this module (the client strips them); a record that still carried one is
+refused before its batch is typed, and its file deleted.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
+import orjson
+
+from sched_assets.api.specs import EndpointSpec
+from sched_assets.frames.columns import column_types
+from sched_assets.frames.typed_sql import CONVERTED, MISFITS, RECORD, SECRETS, UNKNOWN, typed_select
+from sched_assets.storage.naming import quote_ident, quote_literal
+
+if TYPE_CHECKING:
+    import duckdb
+
+PREVIEW_ROWS = 5
+BATCH_ROWS = 10_000  # Parquet parts stay small: DuckDB decodes a row group whole within the write's budget
+_MEMORY_LIMIT = "256MB"
+_THREADS = 1  # the typer shares the machine with the page readers and the other resources
+_PENDING = 2  # batches handed to the typer and not typed yet
+_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
-class PageSpill:
-    """Collects page frames and writes them to numbered Parquet files in `directory`.
+@dataclass
+class TypingStats:
+    """What typing did to one resource's records, reported as asset metadata."""
 
-    Pages are buffered up to `batch_rows` rows so DuckDB later reads a few files rather than
-    thousands of tiny ones; memory stays bounded by one batch. Parts stay small on purpose: DuckDB
-    decodes a Parquet row group whole, and 100k-row groups of wide booking rows overflow the IO
-    manager's 128 MB write budget, while 10k-row parts ingest a million bookings within it.
+    rows: int = 0
+    converted: int = 0
+    kept_in_extra: int = 0
+    unknown_fields: set[str] = field(default_factory=set)
+    misfit_fields: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Preview:
+    """The first rows of a resource, for the asset page."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+class SecretInSpillError(RuntimeError):
+    """A record reached the spill with a secret field: a bug in the client's stripping, never stored."""
+
+
+class RecordSpill:
+    """Collects one resource's records and turns them into typed Parquet parts in `directory`.
+
+    Batches are typed by one background thread, in order, while the caller goes on reading pages; at
+    most `_PENDING` batches wait, so a slow typer slows the reader instead of filling the disk.
+    `cursor_column` (snake_case, optional) is tracked while typing: its newest value and how many rows
+    lack one, so nothing re-reads the parts for the incremental cursor.
     """
 
-    def __init__(self, directory: Path, batch_rows: int = 10_000) -> None:
+    def __init__(
+        self,
+        spec: EndpointSpec,
+        directory: Path,
+        synced_at: datetime,
+        *,
+        cursor_column: str | None = None,
+        batch_rows: int = BATCH_ROWS,
+    ) -> None:
+        self.spec = spec
         self._directory = directory
+        self._synced_at = synced_at.isoformat()
+        self._cursor_column = cursor_column
         self._batch_rows = batch_rows
-        self._buffer: list[pl.DataFrame] = []
-        self._buffered_rows = 0
+        self._columns = list(column_types(spec))
+        self._file: Any = None
+        self._batch_path: Path | None = None
+        self._batch_records = 0
+        self._batches = 0
+        self._typer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sched-type-{spec.name}")
+        self._pending: deque[Future[None]] = deque()
+        self._con: duckdb.DuckDBPyConnection | None = None  # used by the typer thread only
         self.paths: list[Path] = []
-        self.rows = 0
+        self.stats = TypingStats()
+        self.preview: Preview | None = None
+        self.newest_cursor: datetime | None = None
+        self.without_cursor = 0
 
-    def add(self, frame: pl.DataFrame) -> None:
-        if frame.height == 0:
+    def add(self, records: list[dict[str, Any]]) -> None:
+        """Append a page's records (in page order) to the current batch; hand it to the typer when full."""
+        if not records:
             return
-        self._buffer.append(frame)
-        self._buffered_rows += frame.height
-        self.rows += frame.height
-        if self._buffered_rows >= self._batch_rows:
-            self._flush()
+        if self._file is None:
+            self._batch_path = self._directory / f"batch-{self._batches:06d}.jsonl"
+            # Owner-only: the spill holds account data (never secrets) until the run ends.
+            fd = os.open(self._batch_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+        dumps, options = orjson.dumps, _DUMP_OPTIONS
+        try:
+            self._file.write(b"".join([dumps(record, option=options) for record in records]))
+        except TypeError:
+            # Integers beyond 64 bits (parsed by the stdlib fallback) are valid JSON; keep them exactly.
+            self._file.write(
+                "".join(
+                    json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records
+                ).encode()
+            )
+        self._batch_records += len(records)
+        if self._batch_records >= self._batch_rows:
+            self._submit()
 
     def finish(self) -> list[Path]:
-        """Flush the last batch; the parts in page order (storage dedupes on the key: last wins)."""
-        self._flush()
+        """Type the last batch and wait for the typer; the parts in page order. A resource without
+        records gets one empty part, so the write still creates (or keeps) the table's columns."""
+        try:
+            if self._batch_records or not self._batches:
+                self._submit()
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self.close()
         return self.paths
 
-    def _flush(self) -> None:
-        if not self._buffer:
-            return
-        path = self._directory / f"part-{len(self.paths):06d}.parquet"
-        pl.concat(self._buffer, how="vertical").write_parquet(path, compression="lz4", statistics=False)
-        self.paths.append(path)
-        self._buffer.clear()
-        self._buffered_rows = 0
+    def close(self) -> None:
+        """Stop typing (pending batches are dropped) and release the file and the connection."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._typer.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    # ---- typing one batch in DuckDB -------------------------------------------------------------
+
+    def _submit(self) -> None:
+        batch = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            batch = self._batch_path
+        part = self._directory / f"part-{self._batches:06d}.parquet"
+        self._batches += 1
+        self._batch_records = 0
+        self._pending.append(self._typer.submit(self._type_batch, batch, part))
+        # Backpressure, and an early stop when typing failed.
+        while len(self._pending) > _PENDING or (self._pending and self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            import duckdb
+
+            con = duckdb.connect(
+                config={"memory_limit": _MEMORY_LIMIT, "temp_directory": str(self._directory)}
+            )
+            # Naive timestamps are UTC; rows keep page order (storage's last-wins dedupe reads it).
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET preserve_insertion_order = true")
+            con.execute(f"SET threads = {_THREADS}")
+            self._con = con
+        return self._con
+
+    def _type_batch(self, batch: Path | None, part: Path) -> None:
+        con = self._connection()
+        if batch is not None:
+            source = f"read_ndjson_objects({quote_literal(str(batch))})"
+        else:  # no records at all: the typed columns over zero rows
+            source = f"(SELECT NULL::JSON AS {RECORD} WHERE false)"
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE batch AS {typed_select(self.spec, source, self._synced_at)}"
+            )
+        finally:
+            if batch is not None:
+                batch.unlink(missing_ok=True)
+        self._collect(con)
+        names = ", ".join(quote_ident(name) for name in self._columns)
+        con.execute(
+            f"COPY (SELECT {names} FROM batch) TO {quote_literal(str(part))} "
+            "(FORMAT parquet, COMPRESSION uncompressed)"
+        )
+        con.execute("DROP TABLE batch")
+        self.paths.append(part)
+
+    def _collect(self, con: duckdb.DuckDBPyConnection) -> None:
+        cursor = quote_ident(self._cursor_column) if self._cursor_column else "NULL::TIMESTAMPTZ"
+        rows, converted, kept, unknown, misfits, secrets, newest, without = con.execute(
+            f"SELECT count(*), coalesce(sum({CONVERTED}), 0), coalesce(sum(len({MISFITS})), 0), "
+            f"list_distinct(flatten(list({UNKNOWN}))), list_distinct(flatten(list({MISFITS}))), "
+            f"coalesce(sum({SECRETS}), 0), max({cursor}), count(*) FILTER (WHERE {cursor} IS NULL) FROM batch"
+        ).fetchall()[0]
+        if secrets:
+            raise SecretInSpillError(
+                f"{self.spec.name}: {secrets} record(s) reached the spill with a secret field; nothing was "
+                "written. This is a bug in the API client's secret stripping: please report it."
+            )
+        stats = self.stats
+        stats.rows += rows
+        stats.converted += int(converted)
+        stats.kept_in_extra += int(kept)
+        stats.unknown_fields.update(unknown or ())
+        stats.misfit_fields.update(misfits or ())
+        if self._cursor_column:
+            self.without_cursor += int(without)
+            if newest is not None and (self.newest_cursor is None or newest > self.newest_cursor):
+                self.newest_cursor = newest
+        if self.preview is None and rows:
+            columns = list(self.spec.preview_columns)
+            names = ", ".join(quote_ident(name) for name in columns)
+            self.preview = Preview(
+                columns, con.execute(f"SELECT {names} FROM batch LIMIT {PREVIEW_ROWS}").fetchall()
+            )

@@ -1,11 +1,10 @@
-"""Mapping of Polars dtypes to DuckDB column types, and the SQL that casts incoming columns on insert."""
+"""Mapping of Polars dtypes to DuckDB column types (for writes of DataFrames)."""
 
 from __future__ import annotations
 
 import polars as pl
 
 from .errors import InvalidWriteError
-from .naming import quote_ident
 
 _INTEGER_TYPES: dict[type[pl.DataType], str] = {
     pl.Int8: "INTEGER",
@@ -53,15 +52,3 @@ def duckdb_type(dtype: pl.DataType, column: str = "?") -> str:
     if is_nested(dtype):
         return "JSON"
     raise InvalidWriteError(f"column {column!r} has dtype {dtype}, which cannot be stored in DuckDB")
-
-
-def cast_expression(column: str, source_dtype: pl.DataType, target_type: str) -> str:
-    """SQL (without alias) that turns the incoming column into the target column's type.
-
-    Strings become JSON/TIMESTAMPTZ through CAST, which validates them, so bad input fails the
-    whole write (and rolls it back) instead of storing garbage. Nested values are serialized with
-    `to_json` so they land as JSON text rather than DuckDB's list/struct repr.
-    """
-    ident = quote_ident(column)
-    value = f"to_json({ident})" if is_nested(source_dtype) else ident
-    return f"CAST({value} AS {target_type})"

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
-    from .source import Source
+    from .source import Source, SourceColumn
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -147,12 +147,11 @@ def _commit(con: duckdb.DuckDBPyConnection) -> None:
 def _write(
     con: duckdb.DuckDBPyConnection, table: TableName, write: TableWrite, source: Source
 ) -> WriteResult:
-    from .types import cast_expression
-
     existing = table_columns(con, table)
     targets = _target_columns(source.schema, existing, write.column_types)
     select = {
-        target: cast_expression(col, source.schema[col], type_) for col, (target, type_) in targets.items()
+        target: _cast_expression(col, source.schema[col].nested, type_)
+        for col, (target, type_) in targets.items()
     }
     key = tuple(targets[col][0] for col in write.primary_key)
     # Ranked and checked on the cast values: "1" and "01" into a BIGINT key are one key.
@@ -192,6 +191,18 @@ def _write(
     )
 
 
+def _cast_expression(column: str, nested: bool, target_type: str) -> str:
+    """SQL (without alias) that turns the incoming column into the target column's type.
+
+    Strings become JSON/TIMESTAMPTZ through CAST, which validates them, so bad input fails the
+    whole write (and rolls it back) instead of storing garbage. Nested values are serialized with
+    `to_json` so they land as JSON text rather than DuckDB's list/struct repr.
+    """
+    ident = quote_ident(column)
+    value = f"to_json({ident})" if nested else ident
+    return f"CAST({value} AS {target_type})"
+
+
 def _member(enum: type[_E], value: object, what: str) -> _E:
     try:
         return enum(value)
@@ -201,15 +212,16 @@ def _member(enum: type[_E], value: object, what: str) -> _E:
 
 
 def _normalized_data(data: object) -> pl.DataFrame | tuple[str | Path, ...]:
-    import polars as pl
+    from .source import is_polars_frame
 
-    if isinstance(data, pl.DataFrame):
-        return data
     if isinstance(data, str | Path):
         return (data,)
     if isinstance(data, Sequence) and all(isinstance(p, str | Path) for p in data):
         return tuple(data)
-    hint = " (collect it, or sink it to Parquet and pass the paths)" if isinstance(data, pl.LazyFrame) else ""
+    if is_polars_frame(data):
+        return data  # type: ignore[return-value]
+    lazy = type(data).__name__ == "LazyFrame" and type(data).__module__.startswith("polars")
+    hint = " (collect it, or sink it to Parquet and pass the paths)" if lazy else ""
     raise InvalidWriteError(
         f"cannot write {type(data).__name__}{hint}; pass a polars DataFrame or Parquet file paths"
     )
@@ -283,19 +295,17 @@ def _incoming_rows(
 
 
 def _target_columns(
-    schema: Mapping[str, pl.DataType], existing: list[Column] | None, declared: Mapping[str, str]
+    schema: Mapping[str, SourceColumn], existing: list[Column] | None, declared: Mapping[str, str]
 ) -> dict[str, tuple[str, str]]:
     """Incoming column -> (table column, DuckDB type). Existing columns keep their name and type.
 
     DuckDB identifiers are case-insensitive, so matching ignores case and reuses the table's spelling.
     """
-    from .types import duckdb_type
-
     by_folded = {name.casefold(): (name, type_) for name, type_ in existing or []}
     targets: dict[str, tuple[str, str]] = {}
-    for col, dtype in schema.items():
+    for col, column in schema.items():
         match = by_folded.get(col.casefold())
-        targets[col] = match if match else (col, declared.get(col) or duckdb_type(dtype, col))
+        targets[col] = match if match else (col, declared.get(col) or column.new_type)
     return targets
 
 

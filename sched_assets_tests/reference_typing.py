@@ -1,4 +1,7 @@
-"""Turn API records into explicitly typed Polars frames (one per page), keeping whatever does not fit.
+"""The reference typing: records typed in Python into Polars frames, as the sync did before issue 12.
+
+Kept only as the oracle the DuckDB typing (`sched_assets.frames.typed_sql`) is checked against: both
+must give the same typed values and `_extra` for the same records.
 
 Columns come from the resource spec's declared `columns`, never from the first rows. A value whose type does not fit its
 column is converted when that loses nothing ("30" -> 30 for an integer column); otherwise the column
@@ -10,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +21,7 @@ import polars as pl
 
 from sched_assets.api.specs import EndpointSpec, Kind
 from sched_assets.frames.columns import EXTRA_COLUMN, SYNCED_AT_COLUMN, snake_case
+from sched_assets.frames.spill import TypingStats
 
 POLARS_TYPES: dict[Kind, pl.DataType] = {
     "int": pl.Int64(),
@@ -113,15 +116,8 @@ def _dumps(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-@dataclass
-class FrameStats:
-    """What typing did to one resource's records, reported as asset metadata."""
-
-    rows: int = 0
-    converted: int = 0
-    kept_in_extra: int = 0
-    unknown_fields: set[str] = field(default_factory=set)
-    misfit_fields: set[str] = field(default_factory=set)
+class FrameStats(TypingStats):
+    """The same counts as the DuckDB typing reports, summed page by page."""
 
     def merge(self, other: FrameStats) -> None:
         self.rows += other.rows
