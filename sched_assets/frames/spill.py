@@ -1,7 +1,7 @@
 """Spill a resource's records to disk as JSON lines and type them in DuckDB, batch by batch, into Parquet.
 
-Python's only per-record work is one `orjson.dumps` (the client already parsed each page to read its
-pagination). Every `batch_rows` records, an in-memory DuckDB types the batch with the spec's SQL
+Python's only per-record work is one `orjson.dumps` and a key-set comparison that marks the rare record
+with undeclared fields (see `typed_sql`); the client already parsed each page to read its pagination. Every `batch_rows` records, an in-memory DuckDB types the batch with the spec's SQL
 (`typed_sql`) into a numbered Parquet part, collects the metadata counts, and the JSON lines are deleted.
 Typing runs while the next pages are on the wire (DuckDB releases the GIL), memory stays bounded by one
 batch, and the write later reads the typed parts twice (key pass, insert), the key pass only their
@@ -26,7 +26,15 @@ import orjson
 
 from sched_assets.api.specs import EndpointSpec
 from sched_assets.frames.columns import column_types
-from sched_assets.frames.typed_sql import CONVERTED, MISFITS, RECORD, SECRETS, UNKNOWN, typed_select
+from sched_assets.frames.typed_sql import (
+    CONVERTED,
+    MISFITS,
+    RECORD,
+    SECRETS,
+    UNDECLARED_MARK,
+    UNKNOWN,
+    typed_select,
+)
 from sched_assets.storage.naming import quote_ident, quote_literal
 
 if TYPE_CHECKING:
@@ -87,6 +95,7 @@ class RecordSpill:
         self._cursor_column = cursor_column
         self._batch_rows = batch_rows
         self._columns = list(column_types(spec))
+        self._known = frozenset(spec.columns)
         self._file: Any = None
         self._batch_path: Path | None = None
         self._batch_records = 0
@@ -109,6 +118,8 @@ class RecordSpill:
             # Owner-only: the spill holds account data (never secrets) until the run ends.
             fd = os.open(self._batch_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+        known, mark = self._known, {UNDECLARED_MARK: True}
+        records = [r if r.keys() <= known else {**mark, **r} for r in records]
         dumps, options = orjson.dumps, _DUMP_OPTIONS
         try:
             self._file.write(b"".join([dumps(record, option=options) for record in records]))

@@ -6,6 +6,10 @@ field), each value is checked against its column's kind and converted when that 
 in `_extra`, next to the fields the spec does not declare. Secret fields are dropped from `_extra`
 (the client strips them before a record reaches disk; this is the second lock).
 
+Listing a record's keys costs as much as typing it, and almost every record has only declared fields.
+So a record with any other field must carry `UNDECLARED_MARK: true` (`frames.spill` adds it, after a
+set comparison per record); only marked records have their keys listed.
+
 Plain string building: no DuckDB import here.
 """
 
@@ -23,6 +27,7 @@ MISFITS = "__sched_misfits"  # declared fields whose value did not fit, per row
 UNKNOWN = "__sched_unknown"  # undeclared fields, per row
 SECRETS = "__sched_secrets"  # secret fields present, per row (must be 0: the client strips them)
 RECORD = "json"  # the column holding each record (as `read_ndjson_objects` names it)
+UNDECLARED_MARK = "__sched_undeclared__"  # set on records with fields beyond the declared ones
 
 # json_type() of a value that needs no conversion, per kind; `ts` values always arrive as text.
 # json_type() says UBIGINT for every non-negative integer, BIGINT for negative ones.
@@ -41,7 +46,7 @@ def _typed(kind: Kind, v: str, t: str) -> str:
     """The typed value of raw JSON value `v` (whose json_type is `t`) for a column of `kind`, or NULL."""
     text = f"({v} ->> '$')"
     if kind == "json":
-        return f"CASE WHEN {t} <> 'NULL' THEN {v} END"
+        return v  # JSON null is already SQL NULL: absent and null read the same
     if kind == "int":
         return (
             f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT') THEN TRY_CAST({v} AS BIGINT) "
@@ -94,25 +99,27 @@ def typed_select(spec: EndpointSpec, source: str, synced_at: str) -> str:
     fields = list(spec.columns.items())
     raw = [f"__v{i}" for i in range(len(fields))]
     kinds = [f"__t{i}" for i in range(len(fields))]
-    structure = json.dumps({name: "JSON" for name, _ in fields})
-    declared = sorted({*spec.columns, *spec.secret_fields})
+    structure = json.dumps({UNDECLARED_MARK: "BOOLEAN", **{name: "JSON" for name, _ in fields}})
+    declared = sorted({*spec.columns, *spec.secret_fields, UNDECLARED_MARK})
     secrets = sorted(spec.secret_fields)
     # Parse once into one JSON value per declared field; keep the record for the undeclared ones.
     parsed = (
-        f"SELECT {RECORD} AS __rec, json_transform({RECORD}, {quote_literal(structure)}) AS __s, "
-        f"json_keys({RECORD}) AS __keys FROM {source}"
+        f"SELECT {RECORD} AS __rec, json_transform({RECORD}, {quote_literal(structure)}) AS __s FROM {source}"
     )
     values = ", ".join(
-        f"__s[{quote_literal(name)}] AS {v}, json_type(__s[{quote_literal(name)}]) AS {t}"
-        for (name, _), v, t in zip(fields, raw, kinds, strict=True)
+        f"__s[{quote_literal(name)}] AS {v}, "
+        + (f"json_type({v})" if kind != "json" else "NULL::VARCHAR")
+        + f" AS {t}"
+        for (name, kind), v, t in zip(fields, raw, kinds, strict=True)
     )
+    keys = f"CASE WHEN __s[{quote_literal(UNDECLARED_MARK)}] THEN json_keys(__rec) ELSE []::VARCHAR[] END AS __keys"
     typed = ", ".join(
         f"{_typed(kind, v, t)} AS {quote_ident('__c' + str(i))}"
         for i, ((_, kind), v, t) in enumerate(zip(fields, raw, kinds, strict=True))
     )
     checked = (
         f"SELECT __rec, __keys, {', '.join(raw)}, {', '.join(kinds)}, {typed} "
-        f"FROM (SELECT __rec, __keys, {values} FROM ({parsed}))"
+        f"FROM (SELECT __rec, {keys}, {values} FROM ({parsed}))"
     )
     typed_fields = [(i, name, kind) for i, (name, kind) in enumerate(fields) if kind != "json"]
     # Most rows carry only native values: their per-field bookkeeping is skipped (`__odd` false).
@@ -141,10 +148,7 @@ def typed_select(spec: EndpointSpec, source: str, synced_at: str) -> str:
     )
     drop_declared = quote_literal(json.dumps(dict.fromkeys(declared)))
     declared_list = _list(declared)
-    unknown = (
-        f"CASE WHEN list_has_all({declared_list}, __keys) THEN []::VARCHAR[] "
-        f"ELSE list_filter(__keys, lambda k: NOT list_contains({declared_list}, k)) END"
-    )
+    unknown = f"list_filter(__keys, lambda k: NOT list_contains({declared_list}, k))"
     extra = (
         # Both parts are compact JSON objects with disjoint keys: join their members.
         f"CASE WHEN __misfit_members = '' AND len({UNKNOWN}) = 0 THEN NULL "
