@@ -182,3 +182,54 @@ def test_rejected_key_is_not_in_any_error_or_log(
     hits.update(scan_files(home, SECRETS))
     assert hits == {}
     assert set(api.stats.by_status) == {401}
+
+
+def test_spill_files_never_hold_a_secret(
+    account: DemoAccount, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages reach disk (JSON lines, then typed Parquet parts) only after the client stripped the OAuth
+    tokens: every spill file is scanned while the run still has it, before each batch is typed and
+    after each resource's last part is written. The spill directory is gone when the run ends."""
+    from sched_assets.frames.spill import RecordSpill
+
+    scanned: dict[str, int] = {}  # resource -> spill bytes scanned
+    hits: dict[str, list[str]] = {}
+    directories: set[Path] = set()
+
+    def scan(spill: RecordSpill) -> None:
+        directory = spill._directory
+        directories.add(directory)
+        for path in sorted(p for p in directory.iterdir() if p.is_file()):
+            data = path.read_bytes()
+            scanned[spill.spec.name] = scanned.get(spill.spec.name, 0) + len(data)
+            if secret_hits(data, SECRETS):
+                hits[str(path)] = secret_hits(data, SECRETS)
+
+    submit, finish = RecordSpill._submit, RecordSpill.finish
+
+    def scanning_submit(self: RecordSpill) -> None:
+        if self._file is not None:
+            self._file.flush()
+        scan(self)
+        submit(self)
+
+    def scanning_finish(self: RecordSpill) -> list[Path]:
+        paths = finish(self)
+        scan(self)
+        return paths
+
+    monkeypatch.setattr(RecordSpill, "_submit", scanning_submit)
+    monkeypatch.setattr(RecordSpill, "finish", scanning_finish)
+    api = DemoApi(account, api_key=LIVE_KEY)
+    assert_api_serves_the_tokens(api)
+    with (
+        demo_server(api) as server,
+        real_job_run(monkeypatch, server.url, LIVE_KEY, tmp_path / "sched.duckdb", tmp_path / "home") as (
+            result,
+            _,
+        ),
+    ):
+        assert result.success
+    assert scanned.get("conferencing", 0) > 0 and scanned.get("bookings", 0) > 0  # not a vacuous scan
+    assert hits == {}
+    assert directories and not any(directory.exists() for directory in directories)
