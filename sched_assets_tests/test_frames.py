@@ -248,7 +248,15 @@ MISFITS = [
 def test_same_tables_as_the_python_typing_on_the_demo_account_with_drift(spec, tmp_path):
     """Demo records (seated bookings with per-seat answers, teams' event types, ...) and, for bookings,
     schema drift and hand-made misfits: the same typed values, `_extra` and counts as before."""
-    account = DemoAccount(bookings=1_500, seed=11)
+    assert_same_as_reference(spec, DemoAccount(bookings=1_500, seed=11), tmp_path)
+
+
+def test_same_tables_as_the_python_typing_on_the_nested_account(tmp_path):
+    """The nested shape: many attendees, per-seat answers, custom answers of mixed types."""
+    assert_same_as_reference(BOOKINGS, DemoAccount(bookings=1_000, seed=5, shape="nested"), tmp_path)
+
+
+def assert_same_as_reference(spec: EndpointSpec, account: DemoAccount, tmp_path: Path) -> None:
     records = [
         {k: v for k, v in r.items() if k not in spec.secret_fields} for r in all_records(account, spec.name)
     ]

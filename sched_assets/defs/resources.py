@@ -68,6 +68,11 @@ class SchedApiResource(dg.ConfigurableResource):
     demo_bookings: int = Field(
         default=2000, description="Size of the built-in demo account (demo mode only)."
     )
+    demo_shape: str = Field(
+        default="standard",
+        description="Shape of the built-in demo account (demo mode only): `standard`, or `nested` (many "
+        "attendees, seated bookings, custom booking fields).",
+    )
 
     @property
     def resolved_api_key(self) -> str | None:
@@ -104,7 +109,11 @@ class SchedApiResource(dg.ConfigurableResource):
             raise ConfigError(f"demo_bookings must be 0 or more; got {self.demo_bookings}.")
         if self.is_demo:
             from sched_assets.demo.app import DEMO_API_KEY
+            from sched_assets.demo.catalog import SHAPES
             from sched_assets.demo.transport import DEMO_BASE_URL
+
+            if self.demo_shape not in SHAPES:
+                raise ConfigError(f"demo_shape must be one of {', '.join(SHAPES)}; got {self.demo_shape!r}.")
 
             base_url, api_key = DEMO_BASE_URL, DEMO_API_KEY
         else:
@@ -140,5 +149,7 @@ class SchedApiResource(dg.ConfigurableResource):
             from sched_assets.demo.generator import DemoAccount
             from sched_assets.demo.transport import demo_transport
 
-            transport = demo_transport(DemoApi(DemoAccount(bookings=self.demo_bookings)))
+            transport = demo_transport(
+                DemoApi(DemoAccount(bookings=self.demo_bookings, shape=self.demo_shape))
+            )
         return SchedApiClient(config, transport=transport, logger=logger)

@@ -1,6 +1,7 @@
 """The demo API: a deterministic, realistic fake of the scheduling API (Cal.com v2).
 
-- `DemoAccount` (generator.py): the data, lazily generated, up to millions of bookings.
+- `DemoAccount` (generator.py): the data, lazily generated, up to millions of bookings, in one of
+  two `SHAPES` ("standard", or "nested": many attendees, seats and custom answers per booking).
 - `DemoApi` (app.py): the HTTP behaviour (auth, versions, paging, filters, rate limit, faults);
   it owns its routes (routes.py), including `/teams` and `/teams/{teamId}/event-types`.
 - Response shapes follow the official schemas in ../shared/openapi/ (event_types.py: documented
@@ -24,7 +25,7 @@ from sched_assets.lazy import lazy_attributes
 if TYPE_CHECKING:
     from sched_assets.demo.app import DEMO_API_KEY, DemoApi, DemoResponse, Stats
     from sched_assets.demo.faults import Faults
-    from sched_assets.demo.generator import AS_OF, BOOKING_ID_BASE, RESOURCES, DemoAccount
+    from sched_assets.demo.generator import AS_OF, BOOKING_ID_BASE, RESOURCES, SHAPES, DemoAccount
     from sched_assets.demo.integrations import DEMO_OAUTH_TOKEN, DEMO_REFRESH_TOKEN, DEMO_SECRETS
     from sched_assets.demo.ratelimit import RateLimit
     from sched_assets.demo.server import DemoServer, serve
@@ -39,6 +40,7 @@ _MODULES = {
     "AS_OF": "generator",
     "BOOKING_ID_BASE": "generator",
     "RESOURCES": "generator",
+    "SHAPES": "generator",
     "DemoAccount": "generator",
     "DEMO_OAUTH_TOKEN": "integrations",
     "DEMO_REFRESH_TOKEN": "integrations",
@@ -59,6 +61,7 @@ __all__ = [
     "DEMO_REFRESH_TOKEN",
     "DEMO_SECRETS",
     "RESOURCES",
+    "SHAPES",
     "DemoAccount",
     "DemoApi",
     "DemoResponse",

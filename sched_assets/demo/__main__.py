@@ -1,4 +1,8 @@
-"""Serve a demo account over HTTP: `uv run python -m sched_assets.demo --port 8000 --bookings 100000`."""
+"""Serve a demo account over HTTP: `uv run python -m sched_assets.demo --port 8000 --bookings 100000`.
+
+`--shape nested` serves a second data set with far more nested bookings (many attendees, seated
+bookings, custom answers of mixed types, rich metadata), so benchmarks do not tune to one shape.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import time
 
 from sched_assets.demo.app import DEMO_API_KEY, DemoApi
 from sched_assets.demo.faults import Faults
-from sched_assets.demo.generator import DemoAccount
+from sched_assets.demo.generator import SHAPES, DemoAccount
 from sched_assets.demo.ratelimit import RateLimit
 from sched_assets.demo.server import serve
 
@@ -23,12 +27,22 @@ def _fail_status(text: str) -> tuple[str, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sched_assets.demo", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m sched_assets.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on start)")
     p.add_argument("--bookings", type=int, default=2000)
     p.add_argument("--event-types", type=int, default=None)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="standard",
+        help="booking data set: standard, or nested (3-12 attendees, ~45%% seated, many custom answers)",
+    )
     p.add_argument("--api-key", default=DEMO_API_KEY)
     p.add_argument("--root", default="/v2", help="API root path (e.g. /v1 for guide-style paths)")
     p.add_argument("--rate-limit", default="none", help="LIMIT/WINDOW/BLOCK, e.g. 120/60/60 (default: none)")
@@ -111,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     faults = faults_from_args(args)
     started = time.perf_counter()
-    account = DemoAccount(bookings=args.bookings, event_types=args.event_types, seed=args.seed)
+    account = DemoAccount(
+        bookings=args.bookings, event_types=args.event_types, seed=args.seed, shape=args.shape
+    )
     if args.prerender:
         account.prerender()
     api = DemoApi(
@@ -123,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     server = serve(api, port=args.port, host=args.host, timeout_stall=args.timeout_stall)
     took = time.perf_counter() - started
-    print(f"Demo API: {server.url}  ({account.booking_count} bookings, built in {took:.1f}s)")
+    print(f"Demo API: {server.url}  ({account.booking_count} {args.shape} bookings, built in {took:.1f}s)")
     print(f"API key:  {api.api_key}")
     print(f"Admin:    {server.base_url}/_demo/stats")
     sys.stdout.flush()  # a parent process reads the URL from our stdout

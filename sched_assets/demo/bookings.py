@@ -3,6 +3,10 @@
 The account stores only the few numbers every filter needs (times, status, event type, version); the
 rest of a booking (people, answers, locations) is re-derived here from a per-slot RNG whenever it is
 served, so a million bookings cost a few arrays, not a million dicts.
+
+The "nested" account shape draws more of everything per booking (3-12 attendees, a dozen custom
+answers of mixed JSON types, rich metadata); those draws happen only in nested branches, so the
+"standard" shape consumes exactly the random numbers it always did and stays byte-identical.
 """
 
 from __future__ import annotations
@@ -10,11 +14,20 @@ from __future__ import annotations
 import base64
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sched_assets.demo.catalog import Catalog, EventType
-from sched_assets.demo.people import ATTENDEE_ZONES, EMAIL_PART, LANGUAGES, Json, person_name, pick
+from sched_assets.demo.catalog import Catalog, EventType, check_shape
+from sched_assets.demo.people import (
+    ATTENDEE_ZONES,
+    EMAIL_PART,
+    LANGUAGES,
+    Json,
+    person_name,
+    pick,
+    slugify,
+)
 from sched_assets.demo.timefmt import iso, iso_or_none
 
 STATUSES: tuple[str, ...] = ("accepted", "cancelled", "rejected", "pending", "awaiting_host")
@@ -48,6 +61,20 @@ _NOTES = (
     "We would like to discuss pricing for 40 seats.",
     "Can we record the session?",
 )
+# Nested shape: attendees per booking (a seated booking also stops at its event type's seat count).
+NESTED_ATTENDEES = (3, 12)
+_JOB_TITLES = ("Head of Operations", "CTO", "Account Executive", "Data Engineer", "Office Manager", "Founder")
+_INTERESTS = ("analytics", "integrations", "security", "pricing", "support")
+_CONTACT_METHODS = ("email", "phone", "chat")
+_OFFICES = (  # street, postal code, city, country, latitude, longitude
+    ("Torstraße 109", "10119", "Berlin", "DE", 52.5291, 13.4013),
+    ("350 5th Ave", "10118", "New York", "US", 40.7484, -73.9857),
+    ("1 Canada Square", "E14 5AB", "London", "GB", 51.5049, -0.0195),
+    ("Rua Augusta 24", "1100-053", "Lisboa", "PT", 38.7101, -9.1366),
+)
+_SOURCES = ("booking_page", "embed", "api", "routing_form")
+_CAMPAIGNS = ("spring-webinar", "q3-outbound", "partner-referral", "newsletter-42")
+_TICKET_TIERS = ("free", "standard", "vip")
 
 
 def slot_key(seed: int, slot: int) -> int:
@@ -95,7 +122,86 @@ def _custom_value(rng: random.Random, key: str) -> Any:
     if key == "priority":
         value = pick(rng, ("low", "normal", "urgent"))
         return value if roll < 0.7 else {"value": value, "label": value.title()}
+    if key in _NESTED_ANSWERS:
+        return _NESTED_ANSWERS[key](rng, roll)
     return pick(rng, _NOTES)
+
+
+def _phone(rng: random.Random) -> str:
+    return f"+49 151 {rng.randrange(10_000_000, 99_999_999)}"
+
+
+def _headcount(rng: random.Random, roll: float) -> Any:
+    value = rng.randint(2, 40)
+    return value if roll < 0.8 else str(value)  # number fields sometimes arrive as strings
+
+
+def _interests(rng: random.Random, roll: float) -> Any:
+    return rng.sample(_INTERESTS, rng.randint(1, 4))
+
+
+def _contact_method(rng: random.Random, roll: float) -> Any:
+    # Answered like the location question ({value, optionValue}) by newer booking forms.
+    method = pick(rng, _CONTACT_METHODS)
+    if roll < 0.3:
+        return method
+    return {"value": method, "optionValue": _phone(rng) if method == "phone" else ""}
+
+
+def _office_address(rng: random.Random, roll: float) -> Any:
+    street, code, city, country, lat, lng = pick(rng, _OFFICES)
+    if roll < 0.25:  # a typed-in one-liner; the rest come from an address autocomplete
+        return f"{street}, {code} {city}"
+    return {
+        "street": street,
+        "postalCode": code,
+        "city": city,
+        "country": country,
+        "geo": {"lat": lat, "lng": lng},
+    }
+
+
+def _website(rng: random.Random, roll: float) -> Any:
+    return f"https://www.{slugify(pick(rng, _COMPANIES))}.example"
+
+
+# The nested shape's extra questions (catalog.NESTED_FIELDS): text, numbers, booleans, option lists
+# and objects, several with a type that varies between bookings.
+_NESTED_ANSWERS: dict[str, Callable[[random.Random, float], Any]] = {
+    "jobTitle": lambda rng, roll: pick(rng, _JOB_TITLES),
+    "headcount": _headcount,
+    "acceptTerms": lambda rng, roll: roll < 0.9,
+    "interests": _interests,
+    "contactMethod": _contact_method,
+    "officeAddress": _office_address,
+    "website": _website,
+    "mobile": lambda rng, roll: _phone(rng),
+}
+
+
+def _rich_metadata(rng: random.Random) -> Json:
+    """The nested shape's booking metadata: tracking and CRM keys of mixed scalar types."""
+    synced = rng.random() < 0.7
+    return {
+        "source": pick(rng, _SOURCES),
+        "utm_source": pick(rng, ("google", "linkedin", "newsletter", "partner")),
+        "utm_medium": pick(rng, ("cpc", "email", "social", "referral")),
+        "utm_campaign": pick(rng, _CAMPAIGNS),
+        "crmContactId": f"{rng.getrandbits(40):010x}",
+        "crmSynced": synced if rng.random() < 0.8 else str(synced).lower(),
+        "leadScore": rng.randint(0, 100),
+        "referrer": f"https://{pick(rng, ('www.google.com', 'www.linkedin.com', 'demo.example'))}/",
+    }
+
+
+def _seat_metadata(rng: random.Random, seat: int) -> Json:
+    """The nested shape's per-seat metadata."""
+    return {
+        "seatNumber": seat,
+        "ticketTier": pick(rng, _TICKET_TIERS),
+        "checkedIn": rng.random() < 0.4,
+        "dietary": pick(rng, ("", "vegetarian", "vegan", "gluten-free")),
+    }
 
 
 _LETTERS = str.maketrans("0123456789abcdef", "qwertyuiopasdfgh")
@@ -134,10 +240,11 @@ class BookingFactory:
     there is none); seated bookings carry answers per seat and no top-level `guests` or answers.
     """
 
-    def __init__(self, catalog: Catalog, seed: int, initial: int) -> None:
+    def __init__(self, catalog: Catalog, seed: int, initial: int, shape: str = "standard") -> None:
         self.catalog = catalog
         self.seed = seed
         self.initial = initial
+        self.nested = check_shape(shape) == "nested"
         # Rarely-present fields (rating, recurringBookingUid) start only after this slot, so a client
         # that infers its schema from the first pages meets them deep into the sync.
         self.late_from = int(initial * 0.6)
@@ -148,6 +255,12 @@ class BookingFactory:
             return None
         group = (slot // 4) * 0x9E3779B97F4A7C15 + self.seed * 0xBF58476D1CE4E5B9
         return str(uuid.UUID(int=group & (2**128 - 1), version=4))
+
+    def _nested_attendee_count(self, rng: random.Random, et: EventType | None) -> int:
+        """3-12 attendees; a seated booking fills at most its event type's seats."""
+        low, high = NESTED_ATTENDEES
+        seats = et.record["seatsPerTimeSlot"] if et is not None else None
+        return rng.randint(low, max(low, min(high, seats))) if seats else rng.randint(low, high)
 
     def _attendee(self, rng: random.Random) -> tuple[Json, str, str]:
         first, last = person_name(rng)
@@ -212,7 +325,10 @@ class BookingFactory:
         where = _where(rng, kind)
 
         roll = rng.random()
-        n_attendees = 2 + rng.randrange(3) if seated else (1 if roll < 0.8 else 2 if roll < 0.95 else 3)
+        if self.nested:
+            n_attendees = self._nested_attendee_count(rng, et)
+        else:
+            n_attendees = 2 + rng.randrange(3) if seated else (1 if roll < 0.8 else 2 if roll < 0.95 else 3)
         people = [self._attendee(rng) for _ in range(n_attendees)]
         attendees = [p[0] for p in people]
         guests = [a["email"] for a in attendees[1:]]
@@ -263,16 +379,18 @@ class BookingFactory:
                 else {},
             }
         )
+        if self.nested:
+            record["metadata"].update(_rich_metadata(rng))
         late = slot >= self.late_from
         if late and status == ACCEPTED and rng.random() < 0.45:
             record["rating"] = rng.randint(1, 5)
         record["icsUid"] = f"{uid}@Cal.com"
         if seated:
             # Answers per seat, never at the top level; and no `guests` (every seat is an attendee).
-            for attendee, first, last in people:
+            for seat, (attendee, first, last) in enumerate(people, 1):
                 attendee["seatUid"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
                 attendee["bookingFieldsResponses"] = self._responses(rng, first, last, None, et, where)
-                attendee["metadata"] = {}
+                attendee["metadata"] = _seat_metadata(rng, seat) if self.nested else {}
             hidden = slot % HIDDEN_SEATS_PERIOD == HIDDEN_SEATS_OFFSET
             record["attendees"] = [] if hidden else attendees
         else:

@@ -3,6 +3,10 @@
 Everything here is built once from the seed and is tiny (even 300 event types). Event types are kept
 as legacy records (the grouped, header-less shape); `event_types.py` derives the documented shapes
 from them, so both describe the same account. Bookings are generated lazily (`generator.py`).
+
+The account `shape` (one of `SHAPES`) picks how much nested data bookings carry; here the "nested"
+shape adds extra questions to every event type's booking form and makes about half the bookable
+event types seated (ids, lengths and schedules stay, so bookings keep their times).
 """
 
 from __future__ import annotations
@@ -25,6 +29,33 @@ from sched_assets.demo.people import (
     slugify,
 )
 from sched_assets.demo.schedules import Schedule, build_schedules
+
+# Account shapes: "standard" (the default data set) and "nested" (many attendees and seats, many
+# custom answers of mixed JSON types, rich metadata), so benchmarks are not tuned to one data set.
+SHAPES: tuple[str, ...] = ("standard", "nested")
+# The "nested" shape asks these questions on every event type, after the event type's own ones.
+NESTED_FIELDS: tuple[str, ...] = (
+    "jobTitle",
+    "headcount",
+    "acceptTerms",
+    "interests",
+    "contactMethod",
+    "officeAddress",
+    "website",
+    "mobile",
+)
+# Nested shape: these canonical event types become seated too (with Office Hours, ~45% of bookings);
+# extra event types (index >= 8) are seated every other one. Never the first two, so the account's
+# first seated event type (which the generator forces into some slots) is the same in both shapes.
+_NESTED_SEATED_SLUGS = frozenset({"deep-dive-us", "onboarding", "evening-call", "support-triage"})
+_NESTED_SEATS = 12
+
+
+def check_shape(shape: str) -> str:
+    """`shape` itself if it is one of `SHAPES`; a ValueError naming the allowed shapes otherwise."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown demo account shape {shape!r}; expected one of: {', '.join(SHAPES)}")
+    return shape
 
 
 @dataclass(frozen=True)
@@ -109,6 +140,19 @@ _FIELD_SPECS: dict[str, Json] = {
     "topics": {"type": "multiselect", "label": "Topics", "options": ["billing", "api", "onboarding", "sso"]},
     "newsletter": {"type": "boolean", "label": "Subscribe to newsletter"},
     "priority": {"type": "radio", "label": "Priority", "options": ["low", "normal", "urgent"]},
+    # The "nested" shape's extra questions (NESTED_FIELDS): one of every documented answer type.
+    "jobTitle": {"type": "text", "label": "Job title"},
+    "headcount": {"type": "number", "label": "How many people will join?"},
+    "acceptTerms": {"type": "boolean", "label": "I accept the terms"},
+    "interests": {
+        "type": "checkbox",
+        "label": "Interests",
+        "options": ["analytics", "integrations", "security", "pricing", "support"],
+    },
+    "contactMethod": {"type": "radio", "label": "Preferred contact", "options": ["email", "phone", "chat"]},
+    "officeAddress": {"type": "address", "label": "Office address"},
+    "website": {"type": "url", "label": "Company website"},
+    "mobile": {"type": "phone", "label": "Mobile number"},
 }
 
 
@@ -282,8 +326,20 @@ def _event_type(
     return EventType(k, record, hosts, sched[effective], custom, locs)
 
 
-def build_catalog(seed: int, event_types: int | None) -> Catalog:
-    """Build every static resource for `seed`; `event_types` defaults to the 8 canonical ones."""
+def _nested_spec(k: int, spec: _Spec) -> _Spec:
+    """`spec` as the nested shape has it: more questions, and seated if picked for seats."""
+    seated = spec.slug in _NESTED_SEATED_SLUGS or (k >= len(_CANONICAL) and k % 2 == 0)
+    seats = spec.seats or (_NESTED_SEATS if seated else None)
+    return spec._replace(custom_fields=spec.custom_fields + NESTED_FIELDS, seats=seats)
+
+
+def build_catalog(seed: int, event_types: int | None, shape: str = "standard") -> Catalog:
+    """Build every static resource for `seed`; `event_types` defaults to the 8 canonical ones.
+
+    `shape="nested"` appends `NESTED_FIELDS` to every event type's custom questions and seats more
+    event types (see `_nested_spec`); ids, lengths and schedules are the same in every shape.
+    """
+    check_shape(shape)
     rng = random.Random(f"demo-catalog:{seed}")
     first, last = person_name(rng)
     owner = Person(OWNER_ID, first, last, "Europe/Berlin")
@@ -315,6 +371,8 @@ def build_catalog(seed: int, event_types: int | None) -> Catalog:
                 custom_fields=(("company",), ("teamSize", "notes"), ("topics", "newsletter"), ())[k % 4],
             )
         )
+    if shape == "nested":
+        specs = [_nested_spec(k, spec) for k, spec in enumerate(specs)]
     ets = [_event_type(k, spec, owner, teams, by_id) for k, spec in enumerate(specs)]
     # Cal.com shows higher positions first; number each group independently.
     for team in (None, SALES_TEAM_ID, SUPPORT_TEAM_ID):

@@ -4,6 +4,9 @@ Static resources (profile, schedules, event types, calendars, conferencing) come
 Bookings are "slots": per slot the account keeps only compact arrays (start, end, createdAt,
 updatedAt, status, event type, version); the full record is rebuilt on demand by `BookingFactory`.
 Mutations (`touch`, `delete`, `add`) edit those arrays, so tests can simulate a live account.
+
+Two account shapes (`SHAPES`): "standard", and "nested" with far more nested data per booking (many
+attendees, seated bookings with per-seat answers, custom answers of mixed types, rich metadata).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from sched_assets.demo.bookings import (
     is_reschedule_source,
     slot_key,
 )
-from sched_assets.demo.catalog import Catalog, build_catalog
+from sched_assets.demo.catalog import SHAPES, Catalog, build_catalog, check_shape
 from sched_assets.demo.integrations import DEMO_OAUTH_TOKEN, DEMO_REFRESH_TOKEN, DEMO_SECRETS
 from sched_assets.demo.orders import FieldOrder, remove_sorted
 from sched_assets.demo.people import DEFAULT_SCHEDULE_ID, Json
@@ -43,6 +46,7 @@ __all__ = [
     "DEMO_REFRESH_TOKEN",
     "DEMO_SECRETS",
     "RESOURCES",
+    "SHAPES",
     "DemoAccount",
 ]
 
@@ -109,15 +113,26 @@ class DemoAccount:
 
     `bookings` is the initial booking count (up to millions), `event_types` the number of event types
     (default 8, spread over the personal group and two teams), `seed` varies names and bookings.
+    `shape` (one of `SHAPES`) is how much nested data each booking carries: "standard" (the default)
+    or "nested" (3-12 attendees, ~45% seated bookings, a dozen custom answers, rich metadata). Both
+    shapes have the same slots: ids, times, statuses, updatedAt and event type ids agree booking by
+    booking, so only the payload differs.
     """
 
-    def __init__(self, bookings: int = 2000, event_types: int | None = None, seed: int = 7) -> None:
+    def __init__(
+        self,
+        bookings: int = 2000,
+        event_types: int | None = None,
+        seed: int = 7,
+        shape: str = "standard",
+    ) -> None:
         if bookings < 0:
             raise ValueError("bookings must be >= 0")
+        self.shape = check_shape(shape)
         self.seed = seed
         self.initial = bookings
-        self.catalog: Catalog = build_catalog(seed, event_types)
-        self.factory = BookingFactory(self.catalog, seed, bookings)
+        self.catalog: Catalog = build_catalog(seed, event_types, shape)
+        self.factory = BookingFactory(self.catalog, seed, bookings, shape)
         self.lock = threading.RLock()
         self.generation = 0  # bumped on every mutation; caches key on it
         self.start = array("q")
