@@ -5,7 +5,11 @@
 - (b) ours, incremental: the same command on the same state after 1% of the bookings changed;
 - (c) dlt's `rest_api` source (`benchmarks/dlt_pipeline.py`) into a fresh DuckDB file;
 - (d) opt-in (`--with-analytics`): the README's main command, `--select '*'` (raw + analytics + checks),
-  into a fresh DuckDB file and a fresh DAGSTER_HOME, like (a).
+  into a fresh DuckDB file and a fresh DAGSTER_HOME, like (a);
+- (f) the bare httpx client (`benchmarks/bare_client.py`): every bookings page read and parsed, nothing
+  kept; the floor our sync step is compared with (not under a rate limit: it has no retries).
+
+Every case runs on each of the settings' account shapes (`--shape` of the demo server).
 
 After each of our runs the harness opens the run's DAGSTER_HOME and reads Dagster's own step timings
 from the instance's event log (STEP_START to STEP_SUCCESS / STEP_FAILURE per step key).
@@ -25,11 +29,14 @@ from benchmarks.measure import count_rows, measure_process, tail, wait_for_quiet
 from benchmarks.model import (
     ALL_SELECTION,
     ANALYTICS_STEP_PREFIX,
+    BARE_CLIENT_SCRIPT,
     CASE_ALL,
+    CASE_BARE,
     CASE_DLT,
     CASE_FULL,
     CASE_INCREMENTAL,
     CASE_LABELS,
+    DEFAULT_SHAPE,
     DLT_SCRIPT,
     DLT_TABLE,
     FULL_REFRESH_CONFIG,
@@ -80,6 +87,10 @@ def dlt_command(launcher: Sequence[str], base_url: str, database: Path, pipeline
     ]
 
 
+def bare_command(launcher: Sequence[str], base_url: str) -> list[str]:
+    return [*launcher, executable(launcher, "python"), str(BARE_CLIENT_SCRIPT), "--base-url", base_url]
+
+
 def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHED_", "DAGSTER_", "RUNTIME__"))}
     env["PYTHONUNBUFFERED"] = "1"
@@ -97,7 +108,8 @@ def ours_env(server: DemoServer, database: Path, dagster_home: Path) -> dict[str
     return env
 
 
-def dlt_env(server: DemoServer) -> dict[str, str]:
+def api_key_env(server: DemoServer) -> dict[str, str]:
+    """For the scripts that read only the API (dlt, the bare client): the key, nothing of ours."""
     env = _clean_env()
     env["SCHED_API_KEY"] = server.api_key
     return env
@@ -193,8 +205,8 @@ def dagster_timings(dagster_home: Path, skip_run_ids: Iterable[str] = ()) -> dic
     return {**step_timings(events), "run_id": run.run_id, "run_status": run.status.value}
 
 
-def _dlt_summary(stdout_path: str) -> dict[str, Any]:
-    """The JSON line `dlt_pipeline.py` prints last, if any."""
+def _json_summary(stdout_path: str) -> dict[str, Any]:
+    """The JSON line `dlt_pipeline.py` or `bare_client.py` prints last, if any."""
     try:
         lines = Path(stdout_path).read_text(errors="replace").strip().splitlines()
     except OSError:
@@ -224,7 +236,8 @@ class Bench:
         self.workdir = workdir
         self.log = log
         self.measurements: list[Measurement] = []
-        self.server_startups: list[float] = []
+        self.server_startups: dict[str, list[float]] = {}  # per shape
+        self.shape = DEFAULT_SHAPE  # the shape the cases now running read
         self._server: DemoServer | None = None
 
     @property
@@ -235,19 +248,20 @@ class Bench:
 
     @contextlib.contextmanager
     def fresh_server(self, name: str) -> Iterator[DemoServer]:
-        """A demo server with the settings' account, for one repeat."""
+        """A demo server with the settings' account in the current shape, for one repeat."""
         server = DemoServer(
             self.settings.bookings,
             seed=self.settings.seed,
             rate_limit=RATE_LIMIT_SPEC if self.settings.rate_limited else None,
             launcher=self.settings.launcher,
-            log_dir=self.workdir / "server" / name,
+            log_dir=self.workdir / self.shape / "server" / name,
             prerender=self.settings.prerender,
+            shape=self.shape,
         )
         with server:
-            self.server_startups.append(server.startup_s)
+            self.server_startups.setdefault(self.shape, []).append(server.startup_s)
             self.say(
-                f"  demo API with {self.settings.bookings:,} bookings at {server.base_url} "
+                f"  demo API with {self.settings.bookings:,} {self.shape} bookings at {server.base_url} "
                 f"(ready in {server.startup_s:.1f} s)"
             )
             self._server = server
@@ -276,14 +290,16 @@ class Bench:
         command: list[str],
         env: dict[str, str],
         timeout_s: float,
-        database: Path,
-        table: str,
+        database: Path | None = None,
+        table: str = "",
     ) -> Measurement:
-        """Measure one process; read the server's counters and the table's row count afterwards."""
+        """Measure one process; read the server's counters and the table's row count afterwards (no
+        `database`: the caller fills `bookings_rows` in)."""
         busy_before = self._prepare()
         load_before = os.getloadavg()[0]
         server_cpu_before = self.server.cpu_seconds()
-        result = measure_process(command, env, self.workdir / "logs", f"{case}{repeat}", timeout_s=timeout_s)
+        logs = self.workdir / self.shape / "logs"
+        result = measure_process(command, env, logs, f"{case}{repeat}", timeout_s=timeout_s)
         server_cpu = self.server.cpu_seconds() - server_cpu_before
         stats = self.server.stats()
         requests, throttled, statuses = request_counts(stats)
@@ -295,7 +311,7 @@ class Bench:
             requests=requests,
             throttled=throttled,
             statuses=statuses,
-            bookings_rows=count_rows(database, table),
+            bookings_rows=count_rows(database, table) if database else None,
             returncode=result.returncode,
             timed_out=result.timed_out,
             samples=result.samples,
@@ -304,6 +320,7 @@ class Bench:
             other_cpu_s=max(0.0, result.machine_busy_cpu_s - result.cpu_s - server_cpu),
             load_before=load_before,
             busy_before=busy_before,
+            shape=self.shape,
             extra={
                 "command": command,
                 "requests_by_path": stats.get("by_path", {}),
@@ -338,7 +355,7 @@ class Bench:
 
     def _fresh_state(self, name: str) -> tuple[Path, Path, Path]:
         """(state dir, empty DAGSTER_HOME, DuckDB path not yet created) under a new `name` directory."""
-        state = self.workdir / name
+        state = self.workdir / self.shape / name
         shutil.rmtree(state, ignore_errors=True)
         home = state / "dagster_home"  # empty: a persistent sqlite instance in this directory
         home.mkdir(parents=True)
@@ -374,15 +391,14 @@ class Bench:
 
     def run_dlt(self, repeat: int) -> Measurement:
         """(c) dlt's rest_api source into a fresh DuckDB file and a fresh pipelines dir."""
-        state = self.workdir / f"dlt{repeat}"
+        state = self.workdir / self.shape / f"dlt{repeat}"
         shutil.rmtree(state, ignore_errors=True)
         state.mkdir(parents=True)
         database = state / "dlt.duckdb"
         command = dlt_command(self.settings.launcher, self.server.base_url, database, state / "pipelines")
-        measurement = self._run_case(
-            CASE_DLT, repeat, command, dlt_env(self.server), self.settings.dlt_timeout_s, database, DLT_TABLE
-        )
-        summary = _dlt_summary(measurement.extra["stdout"])
+        env, timeout = api_key_env(self.server), self.settings.dlt_timeout_s
+        measurement = self._run_case(CASE_DLT, repeat, command, env, timeout, database, DLT_TABLE)
+        summary = _json_summary(measurement.extra["stdout"])
         measurement.extra["summary"] = summary
         if not measurement.ok and not measurement.error:
             measurement.error = str(summary.get("error") or tail(measurement.extra["stderr"], 1) or "failed")
@@ -391,21 +407,50 @@ class Bench:
             shutil.rmtree(state, ignore_errors=True)
         return measurement
 
+    def run_bare(self, repeat: int) -> Measurement:
+        """(f) the bare httpx client: its records and read seconds come from its JSON line."""
+        command = bare_command(self.settings.launcher, self.server.base_url)
+        env, timeout = api_key_env(self.server), self.settings.ours_timeout_s
+        measurement = self._run_case(CASE_BARE, repeat, command, env, timeout)
+        summary = _json_summary(measurement.extra["stdout"])
+        measurement.bookings_rows = summary.get("records")
+        if "read_s" in summary:
+            measurement.extra["read_s"] = summary["read_s"]
+        if not measurement.ok and not measurement.error:
+            measurement.error = tail(measurement.extra["stderr"], 1) or "failed"
+        self.say(f"  {describe(measurement)}")
+        return measurement
+
+    def _step(self, repeat: int, what: str) -> None:
+        self.say(f"[{self.shape}] repeat {repeat}/{self.settings.repeats}: {what}")
+
     def run_all(self) -> list[Measurement]:
+        for shape in self.settings.shapes:
+            self.shape = shape
+            self.run_shape()
+        return self.measurements
+
+    def run_shape(self) -> None:
+        """Every case on the current shape; each repeat of each case on a fresh server."""
         for repeat in range(1, self.settings.repeats + 1):
-            self.say(f"repeat {repeat}/{self.settings.repeats}: ours")
+            self._step(repeat, "ours")
             with self.fresh_server(f"ours{repeat}"):
                 self.run_ours(repeat)
             if self.settings.with_analytics:
-                self.say(f"repeat {repeat}/{self.settings.repeats}: ours, --select '*'")
+                self._step(repeat, "ours, --select '*'")
                 with self.fresh_server(f"all{repeat}"):
                     self.run_everything(repeat)
+            # Right after (a), so the floor and our sync share the machine's conditions. Under a rate
+            # limit the floor is the limit's, and this client (no retries) would only fail.
+            if not self.settings.rate_limited:
+                self._step(repeat, "bare httpx client")
+                with self.fresh_server(f"bare{repeat}"):
+                    self.run_bare(repeat)
         if not self.settings.skip_dlt:
             for repeat in range(1, self.settings.repeats + 1):
-                self.say(f"repeat {repeat}/{self.settings.repeats}: dlt")
+                self._step(repeat, "dlt")
                 with self.fresh_server(f"dlt{repeat}"):
                     self.run_dlt(repeat)
-        return self.measurements
 
 
 def describe(m: Measurement) -> str:

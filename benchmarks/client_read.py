@@ -3,8 +3,9 @@
     uv run python benchmarks/client_read.py --bookings 100000
     uv run python benchmarks/client_read.py --bookings 20000 --rate-limit 120/60/60
     uv run python benchmarks/client_read.py --bookings 100000 --order both   # offset vs keyset reads
+    uv run python benchmarks/client_read.py --bookings 100000 --shape nested  # the heavier account
 
-Starts `python -m sched_assets.demo` as its own process (pre-rendered, so the server is not the
+Starts `python -m sched_assets.demo --shape S` as its own process (pre-rendered, so the server is not the
 bottleneck), reads all bookings with `SchedApiClient` (default settings unless given), and prints
 records, requests, 429s, wall seconds and, under a rate limit, the floor `(ceil(requests/120)-1)*60`.
 """
@@ -19,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.model import DEFAULT_SHAPE, SHAPES
 from benchmarks.servers import DemoServer
 from sched_assets.api.client import ClientConfig, SchedApiClient, SyncStats
 from sched_assets.api.keyset import iter_keyset
@@ -48,12 +50,13 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--order", choices=[*ORDERS, "both"], default="offset")
+    parser.add_argument("--shape", choices=SHAPES, default=DEFAULT_SHAPE, help="the demo account's shape")
     args = parser.parse_args()
     orders = ORDERS if args.order == "both" else (args.order,)
     rate_limit = None if args.rate_limit == "none" else args.rate_limit
     with (
         tempfile.TemporaryDirectory(prefix="sched_client_read_") as logs,
-        DemoServer(args.bookings, rate_limit=rate_limit, log_dir=Path(logs)) as server,
+        DemoServer(args.bookings, rate_limit=rate_limit, log_dir=Path(logs), shape=args.shape) as server,
     ):
         walls: dict[str, list[float]] = {order: [] for order in orders}
         # Alternate the orders within each repeat, so drift of the machine hits both alike.

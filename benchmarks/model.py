@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sched_assets.demo import SHAPES as demo_shapes
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 DLT_SCRIPT = REPO_ROOT / "benchmarks" / "dlt_pipeline.py"
+BARE_CLIENT_SCRIPT = REPO_ROOT / "benchmarks" / "bare_client.py"
 
 SAMPLE_INTERVAL_S = 0.05
 MB = 1024 * 1024
@@ -26,6 +29,10 @@ TOUCH_FRACTION = 0.01
 RATE_LIMIT_SPEC = "120/60/60"  # requests / window seconds / block seconds, as the real API
 RATE_LIMIT_REQUESTS = 120
 RATE_LIMIT_WINDOW_S = 60
+# Demo account shapes (`python -m sched_assets.demo --shape ...`), the demo's own list; nested: many
+# attendees, custom booking fields, seated bookings, so every page is heavier to parse and to flatten.
+SHAPES: tuple[str, ...] = tuple(demo_shapes)
+DEFAULT_SHAPE = "standard"  # the account the demo serves without `--shape`
 
 OUR_SELECTION = 'key:"raw/*"'  # the six source assets; plain `raw/*` selects nothing in Dagster 1.13
 ALL_SELECTION = "*"  # (d): the README's main command, raw + analytics + every check
@@ -44,20 +51,24 @@ TARGET_PEAK_MB = 400.0
 TARGET_PEAK_GROWTH_AT_1M = 1.2
 TARGET_INCREMENTAL_SHARE = 0.2
 TARGET_FLOOR_RATIO = 1.15
+TARGET_SYNC_OVER_BARE = 2.0  # (a)'s sync step / (f)'s read seconds
+TARGET_IMPORT_OVER_DAGSTER_S = 0.5  # benchmarks/import_time.py: definitions + defs() over `import dagster`
 NOISE_SHARE = 0.10  # other processes using more than this share of the machine make a run noisy
 
 CASE_FULL = "a"
 CASE_INCREMENTAL = "b"
 CASE_DLT = "c"
 CASE_ALL = "d"  # opt-in (--with-analytics)
+CASE_BARE = "f"  # the bare httpx client: the floor for reading the bookings
 CASE_LABELS = {
     CASE_FULL: "(a) ours: full sync",
     CASE_INCREMENTAL: "(b) ours: incremental after 1% changed",
     CASE_DLT: "(c) dlt rest_api",
     CASE_ALL: "(d) ours: full sync, --select '*'",
+    CASE_BARE: "(f) bare httpx client",
 }
 OUR_CASES = (CASE_FULL, CASE_INCREMENTAL, CASE_ALL)  # the cases that run our Dagster command
-REPORT_ORDER = (CASE_FULL, CASE_ALL, CASE_INCREMENTAL, CASE_DLT)  # (d) next to (a) in the tables
+REPORT_ORDER = (CASE_FULL, CASE_ALL, CASE_INCREMENTAL, CASE_BARE, CASE_DLT)  # (d) next to (a) in the tables
 
 
 def default_launcher() -> list[str]:
@@ -91,6 +102,7 @@ class Settings:
     quiet_wait_s: float = 60.0
     prerender: bool = True
     with_analytics: bool = False  # also run (d): the full sync with analytics and checks, --select '*'
+    shapes: list[str] = field(default_factory=lambda: list(SHAPES))  # every case runs on each
 
 
 @dataclass
@@ -114,6 +126,7 @@ class Measurement:
     other_cpu_s: float = 0.0  # everything else on the machine during the run: noise
     load_before: float = 0.0  # 1-minute load average just before the run
     busy_before: float = 0.0  # share of the machine busy (1 s sample) just before the run
+    shape: str = DEFAULT_SHAPE  # the demo account's shape this run read
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -1,5 +1,5 @@
 """Summaries and the report: medians per case, ratios, the rate-limit floor, PASS/MISS against the
-targets, warnings and noise notes, as the markdown table `run.py` prints.
+targets, warnings and noise notes, as the markdown `run.py` prints: one section per account shape.
 """
 
 from __future__ import annotations
@@ -7,11 +7,12 @@ from __future__ import annotations
 import math
 import os
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from benchmarks.model import (
     CASE_ALL,
+    CASE_BARE,
     CASE_DLT,
     CASE_FULL,
     CASE_INCREMENTAL,
@@ -30,6 +31,7 @@ from benchmarks.model import (
     TARGET_OURS_WALL_S,
     TARGET_PEAK_GROWTH_AT_1M,
     TARGET_PEAK_MB,
+    TARGET_SYNC_OVER_BARE,
     Measurement,
     Settings,
 )
@@ -56,24 +58,39 @@ class CaseSummary:
     all_steps_s: float | None = None  # ours only: every step of the run (sync + asset checks)
     analytics_steps_s: float | None = None  # (d) only: the derived tables' steps, summed
     check_steps_s: float | None = None  # (d) only: the asset checks' steps, summed
+    outside_s: float | None = None  # ours only: wall minus the run's steps, per run: Dagster's own cost
+    read_s: float | None = None  # (f) only: first request to last response, inside the process
 
     @property
     def label(self) -> str:
         return CASE_LABELS[self.case]
 
 
+def by_shape(measurements: Sequence[Measurement]) -> dict[str, list[Measurement]]:
+    """The runs of each account shape, shapes in the order they ran."""
+    shapes: dict[str, list[Measurement]] = {}
+    for m in measurements:
+        shapes.setdefault(m.shape, []).append(m)
+    return shapes
+
+
+def _median_extra(runs: Sequence[Measurement], key: str) -> float | None:
+    values = [m.extra[key] for m in runs if key in m.extra]
+    return statistics.median(values) if values else None
+
+
 def summarize(measurements: Sequence[Measurement]) -> dict[str, CaseSummary]:
-    """Medians per case (over every run, failed ones included: a failure's time is what it cost)."""
+    """Medians per case (over every run, failed ones included: a failure's time is what it cost).
+
+    Of one shape's runs: the caller splits the shapes (`by_shape`).
+    """
     summaries: dict[str, CaseSummary] = {}
     for case in REPORT_ORDER:
         runs = [m for m in measurements if m.case == case]
         if not runs:
             continue
         rows = [m.bookings_rows for m in runs if m.bookings_rows is not None]
-        sync_steps = [m.extra["sync_step_s"] for m in runs if "sync_step_s" in m.extra]
-        all_steps = [m.extra["all_steps_s"] for m in runs if "all_steps_s" in m.extra]
-        analytics = [m.extra["analytics_steps_s"] for m in runs if "analytics_steps_s" in m.extra]
-        checks = [m.extra["check_steps_s"] for m in runs if "check_steps_s" in m.extra]
+        outside = [m.wall_s - m.extra["all_steps_s"] for m in runs if "all_steps_s" in m.extra]
         summaries[case] = CaseSummary(
             case=case,
             runs=len(runs),
@@ -88,10 +105,12 @@ def summarize(measurements: Sequence[Measurement]) -> dict[str, CaseSummary]:
             cpu_s=statistics.median(m.cpu_s for m in runs),
             server_cpu_s=statistics.median(m.server_cpu_s for m in runs),
             other_cpu_s=statistics.median(m.other_cpu_s for m in runs),
-            sync_step_s=statistics.median(sync_steps) if sync_steps else None,
-            all_steps_s=statistics.median(all_steps) if all_steps else None,
-            analytics_steps_s=statistics.median(analytics) if analytics else None,
-            check_steps_s=statistics.median(checks) if checks else None,
+            sync_step_s=_median_extra(runs, "sync_step_s"),
+            all_steps_s=_median_extra(runs, "all_steps_s"),
+            analytics_steps_s=_median_extra(runs, "analytics_steps_s"),
+            check_steps_s=_median_extra(runs, "check_steps_s"),
+            outside_s=statistics.median(outside) if outside else None,
+            read_s=_median_extra(runs, "read_s"),
         )
     return summaries
 
@@ -111,8 +130,13 @@ def _num(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _ratio(numerator: float, denominator: float) -> float | None:
-    return numerator / denominator if denominator > 0 else None
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator is not None and denominator else None
+
+
+def sync_over_bare(full: CaseSummary, bare: CaseSummary) -> float | None:
+    """(a)'s sync step over (f)'s read: both in-process, so neither pays Python's or Dagster's start-up."""
+    return _ratio(full.sync_step_s, bare.read_s) if bare.ok_runs == bare.runs else None
 
 
 @dataclass
@@ -133,6 +157,7 @@ def evaluate_targets(
     full = summaries.get(CASE_FULL)
     incremental = summaries.get(CASE_INCREMENTAL)
     dlt = summaries.get(CASE_DLT)
+    bare = summaries.get(CASE_BARE)
     if full is None:
         return checks
     if settings.rate_limited:
@@ -198,6 +223,17 @@ def evaluate_targets(
                 share is not None and share <= TARGET_INCREMENTAL_SHARE,
             )
         )
+    if bare is not None:
+        over_bare = sync_over_bare(full, bare)
+        checks.append(
+            Check(
+                "(a) sync step / (f) bare-client read",
+                f"<= {TARGET_SYNC_OVER_BARE:.0f}x at {TARGET_BOOKINGS:,}",
+                f"{_num(full.sync_step_s, 2)} s / {_num(bare.read_s, 2)} s = "
+                + (f"{over_bare:.2f}x" if over_bare is not None else "-"),
+                (over_bare is not None and over_bare <= TARGET_SYNC_OVER_BARE) if at_target_size else None,
+            )
+        )
     if dlt is not None:
         speedup = _ratio(dlt.wall_s, full.wall_s)
         note = "" if dlt.ok_runs == dlt.runs else " (dlt did not finish every run)"
@@ -215,31 +251,94 @@ def evaluate_targets(
 def render_report(
     settings: Settings,
     measurements: Sequence[Measurement],
-    server_startup_s: float | None = None,
-    baseline_peak_mb: float | None = None,
+    server_startup_s: Mapping[str, float] | None = None,
+    baseline_peak_mb: Mapping[str, float] | None = None,
 ) -> str:
-    """The markdown the harness prints: medians, ratios, rate-limit floor, targets, warnings."""
-    summaries = summarize(measurements)
+    """The markdown the harness prints: one section per shape, then (several shapes) the targets side by side.
+
+    `server_startup_s` and `baseline_peak_mb` are per shape (the 1,000,000-booking memory target compares
+    a shape with its own 100,000-booking peak).
+    """
+    startups = server_startup_s or {}
+    baselines = baseline_peak_mb or {}
+    sections: list[str] = []
+    verdicts: dict[str, list[Check]] = {}
+    for shape, runs in by_shape(measurements).items():
+        summaries = summarize(runs)
+        verdicts[shape] = evaluate_targets(settings, summaries, baselines.get(shape))
+        sections.append(render_shape(settings, shape, runs, summaries, verdicts[shape], startups.get(shape)))
+    if len(verdicts) > 1:
+        sections.append(_targets_by_shape(verdicts))
+    return "\n".join(sections)
+
+
+def render_shape(
+    settings: Settings,
+    shape: str,
+    measurements: Sequence[Measurement],
+    summaries: Mapping[str, CaseSummary],
+    checks: Sequence[Check],
+    server_startup_s: float | None = None,
+) -> str:
+    """One shape's section: medians, ratios, CPU, where our time goes, rate-limit floor, targets, warnings."""
     mode = "rate-limited (120 req / 60 s, 60 s block)" if settings.rate_limited else "no rate limit"
     lines = [
-        f"## Benchmark: {settings.bookings:,} bookings, {settings.repeats} repeat(s), {mode}",
+        f"## Benchmark: {settings.bookings:,} bookings, {shape} shape, {settings.repeats} repeat(s), {mode}",
         "",
-        "| case | runs ok | median wall s | median peak MB | requests | 429s | rows in bookings |",
-        "|---|---|---|---|---|---|---|",
+        *_main_table(summaries),
+        *_ratios(summaries),
+        *_cpu_table(summaries),
+        *_breakdown(summaries),
+    ]
+    if settings.rate_limited:
+        lines += _floor_table(summaries)
+    if checks:
+        lines += ["Targets:", "", "| target | goal | measured | |", "|---|---|---|---|"]
+        lines += [f"| {c.name} | {c.target} | {c.value} | {_verdict(c)} |" for c in checks]
+        lines.append("")
+    lines += [f"WARNING: {warning}" for warning in collect_warnings(settings, measurements)]
+    lines += [f"NOISE: {note}" for note in collect_noise(measurements)]
+    if server_startup_s is not None:
+        lines.append(
+            f"(a fresh demo server per repeat; with {settings.bookings:,} {shape} bookings it started in at "
+            f"most {server_startup_s:.1f} s)"
+        )
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _verdict(check: Check) -> str:
+    return {True: "PASS", False: "MISS", None: "n/a (other size)"}[check.passed]
+
+
+def _main_table(summaries: Mapping[str, CaseSummary]) -> list[str]:
+    lines = [
+        "| case | runs ok | median wall s | median peak MB | sync step / read s | requests | 429s "
+        "| rows in bookings |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for summary in summaries.values():
         low, high = summary.requests_range
         requests = _num(summary.requests) if low == high else f"{_num(summary.requests)} ({low}-{high})"
+        in_process = summary.read_s if summary.case == CASE_BARE else summary.sync_step_s
         lines.append(
             f"| {summary.label} | {summary.ok_runs}/{summary.runs} | {summary.wall_s:.2f} | "
-            f"{summary.peak_mb:.0f} | {requests} | {_num(summary.throttled)} | "
+            f"{summary.peak_mb:.0f} | {_num(in_process, 2)} | {requests} | {_num(summary.throttled)} | "
             f"{_num(summary.bookings_rows)} |"
         )
-    lines.append("")
+    if CASE_BARE in summaries:
+        lines += [
+            "",
+            "(sync step / read s: ours, Dagster's `raw_sources` step from the event log; (f), the bare "
+            "client's first request to last response, in-process; (f)'s rows are the records it counted)",
+        ]
+    return [*lines, ""]
 
+
+def _ratios(summaries: Mapping[str, CaseSummary]) -> list[str]:
     full = summaries.get(CASE_FULL)
     incremental = summaries.get(CASE_INCREMENTAL)
     dlt = summaries.get(CASE_DLT)
+    bare = summaries.get(CASE_BARE)
     everything = summaries.get(CASE_ALL)
     ratios: list[str] = []
     if full and dlt:
@@ -249,9 +348,27 @@ def render_report(
         peak = _ratio(dlt.peak_mb, full.peak_mb)
         if peak:
             ratios.append(f"- dlt / ours (a) peak memory: {peak:.1f}x")
+    if full and bare:
+        over_bare = sync_over_bare(full, bare)
+        ratios.append(
+            f"- (a) sync step / (f) bare-client read: **{over_bare:.2f}x** (goal: <= {TARGET_SYNC_OVER_BARE:.0f}x)"
+            if over_bare is not None
+            else "- (a) sync step / (f) bare-client read: -"
+        )
     if full and incremental:
         share = _ratio(incremental.wall_s, full.wall_s)
         ratios.append(f"- (b) / (a) wall: **{share:.3f}**" if share is not None else "- (b) / (a): -")
+        steps = _ratio(incremental.sync_step_s, full.sync_step_s)
+        ratios.append(
+            f"- (b) / (a) sync step: **{steps:.3f}**" if steps is not None else "- (b) / (a) sync step: -"
+        )
+        if full.outside_s is not None:
+            least = _ratio(full.outside_s, full.wall_s)
+            ratios.append(
+                f"- Dagster's own floor on this machine: {full.outside_s:.2f} s per process (wall minus the "
+                f"run's steps, median of (a)); even a sync step of 0 s leaves (b) / (a) wall at "
+                f">= {full.outside_s:.2f} / {full.wall_s:.2f} = {_num(least, 3)}"
+            )
     if full and everything:
         peak = _ratio(everything.peak_mb, full.peak_mb)
         wall = _ratio(everything.wall_s, full.wall_s)
@@ -261,11 +378,12 @@ def render_report(
             else "- (d) peak / (a) peak = -"
         )
         ratios.append(f"- (d) / (a) wall: {wall:.2f}" if wall is not None else "- (d) / (a) wall: -")
-    if ratios:
-        lines += ["Ratios (of medians):", *ratios, ""]
+    return ["Ratios (of medians):", *ratios, ""] if ratios else []
 
+
+def _cpu_table(summaries: Mapping[str, CaseSummary]) -> list[str]:
     cores = os.cpu_count() or 1
-    lines += [
+    lines = [
         f"CPU seconds during the run (medians; the machine has {cores} cores, the demo server shares them):",
         "",
         "| case | wall s | measured tree CPU s | demo server CPU s | other processes CPU s |",
@@ -276,69 +394,76 @@ def render_report(
             f"| {summary.label} | {summary.wall_s:.2f} | {summary.cpu_s:.1f} | {summary.server_cpu_s:.1f} | "
             f"{summary.other_cpu_s:.1f} |"
         )
-    lines.append("")
+    return [*lines, ""]
 
+
+def _breakdown(summaries: Mapping[str, CaseSummary]) -> list[str]:
     breakdown = [s for s in summaries.values() if s.all_steps_s is not None]
-    if breakdown:
-        lines += [
-            "Where our wall time goes (medians, from Dagster's event log):",
-            "",
-            "| case | wall s | run steps s | of which sync step s | outside the run s |",
-            "|---|---|---|---|---|",
-        ]
-        for summary in breakdown:
-            steps = summary.all_steps_s or 0.0
-            lines.append(
-                f"| {summary.label} | {summary.wall_s:.2f} | {steps:.2f} | {_num(summary.sync_step_s, 2)} | "
-                f"{summary.wall_s - steps:.2f} |"
-            )
-        lines += [
-            "",
-            "(run steps = the sync step plus the asset checks; outside the run = interpreter start, imports, "
-            "loading the definitions, run storage, shutdown)",
-            "",
-        ]
-        if everything is not None and everything.analytics_steps_s is not None:
-            lines += [
-                f"(d)'s run steps: sync step {_num(everything.sync_step_s, 2)} s + analytics tables "
-                f"{everything.analytics_steps_s:.2f} s + asset checks {_num(everything.check_steps_s, 2)} s "
-                "(summed step durations, medians)",
-                "",
-            ]
-
-    if settings.rate_limited:
-        lines += [
-            "Rate-limit floor, `(ceil(requests / 120) - 1) * 60 s`:",
-            "",
-            "| case | requests | floor s | median wall s | wall / floor | 429s | how it ended |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for summary in summaries.values():
-            floor = floor_seconds(summary.requests)
-            ratio = _ratio(summary.wall_s, floor)
-            ended = "ok" if summary.ok_runs == summary.runs else "; ".join(summary.errors)[:300]
-            lines.append(
-                f"| {summary.label} | {_num(summary.requests)} | {floor:.0f} | {summary.wall_s:.1f} | "
-                f"{f'{ratio:.3f}' if ratio is not None else '-'} | {_num(summary.throttled)} | {ended} |"
-            )
-        lines.append("")
-
-    checks = evaluate_targets(settings, summaries, baseline_peak_mb)
-    if checks:
-        lines += ["Targets:", "", "| target | goal | measured | |", "|---|---|---|---|"]
-        for check in checks:
-            verdict = {True: "PASS", False: "MISS", None: "n/a (other size)"}[check.passed]
-            lines.append(f"| {check.name} | {check.target} | {check.value} | {verdict} |")
-        lines.append("")
-
-    lines += [f"WARNING: {warning}" for warning in collect_warnings(settings, measurements)]
-    lines += [f"NOISE: {note}" for note in collect_noise(measurements)]
-    if server_startup_s is not None:
+    if not breakdown:
+        return []
+    lines = [
+        "Where our wall time goes (medians, from Dagster's event log):",
+        "",
+        "| case | wall s | run steps s | of which sync step s | outside the run s |",
+        "|---|---|---|---|---|",
+    ]
+    for summary in breakdown:
         lines.append(
-            f"(a fresh demo server per repeat; with {settings.bookings:,} bookings it started in at most "
-            f"{server_startup_s:.1f} s)"
+            f"| {summary.label} | {summary.wall_s:.2f} | {_num(summary.all_steps_s, 2)} | "
+            f"{_num(summary.sync_step_s, 2)} | {_num(summary.outside_s, 2)} |"
         )
-    return "\n".join(lines).rstrip() + "\n"
+    lines += [
+        "",
+        "(run steps = the sync step plus the asset checks; outside the run = interpreter start, imports, "
+        "loading the definitions, run storage, shutdown: the median over runs of wall minus run steps)",
+        "",
+    ]
+    everything = summaries.get(CASE_ALL)
+    if everything is not None and everything.analytics_steps_s is not None:
+        lines += [
+            f"(d)'s run steps: sync step {_num(everything.sync_step_s, 2)} s + analytics tables "
+            f"{everything.analytics_steps_s:.2f} s + asset checks {_num(everything.check_steps_s, 2)} s "
+            "(summed step durations, medians)",
+            "",
+        ]
+    return lines
+
+
+def _floor_table(summaries: Mapping[str, CaseSummary]) -> list[str]:
+    lines = [
+        "Rate-limit floor, `(ceil(requests / 120) - 1) * 60 s`:",
+        "",
+        "| case | requests | floor s | median wall s | wall / floor | 429s | how it ended |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for summary in summaries.values():
+        floor = floor_seconds(summary.requests)
+        ratio = _ratio(summary.wall_s, floor)
+        ended = "ok" if summary.ok_runs == summary.runs else "; ".join(summary.errors)[:300]
+        lines.append(
+            f"| {summary.label} | {_num(summary.requests)} | {floor:.0f} | {summary.wall_s:.1f} | "
+            f"{f'{ratio:.3f}' if ratio is not None else '-'} | {_num(summary.throttled)} | {ended} |"
+        )
+    return [*lines, ""]
+
+
+def _targets_by_shape(verdicts: Mapping[str, Sequence[Check]]) -> str:
+    """Every shape's verdicts side by side: a target must hold on each shape."""
+    shapes = list(verdicts)
+    names = list(dict.fromkeys(check.name for checks in verdicts.values() for check in checks))
+    lines = [
+        "## Targets by shape",
+        "",
+        "| target | " + " | ".join(shapes) + " |",
+        "|---|" + "---|" * len(shapes),
+    ]
+    for name in names:
+        cells = []
+        for shape in shapes:
+            check = next((c for c in verdicts[shape] if c.name == name), None)
+            cells.append(f"{check.value}: {_verdict(check)}" if check else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def collect_noise(measurements: Sequence[Measurement]) -> list[str]:
@@ -371,7 +496,6 @@ def collect_warnings(settings: Settings, measurements: Sequence[Measurement]) ->
         elif not m.ok:
             warnings.append(f"{label} did not finish: {m.error}")
         elif m.bookings_rows != settings.bookings:
-            warnings.append(
-                f"{label}: {DLT_TABLE} has {m.bookings_rows} rows, expected {settings.bookings:,}"
-            )
+            where = f"{DLT_TABLE} has" if m.case == CASE_DLT else "counted"
+            warnings.append(f"{label}: {where} {m.bookings_rows} rows, expected {settings.bookings:,}")
     return warnings

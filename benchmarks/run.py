@@ -3,9 +3,10 @@
 One command::
 
     uv run --group bench python benchmarks/run.py [--bookings 100000] [--repeats 3] [--rate-limited]
-        [--skip-dlt] [--with-analytics] [--out benchmarks/results/NAME.json]
+        [--skip-dlt] [--with-analytics] [--shapes standard,nested] [--out benchmarks/results/NAME.json]
 
-It starts the demo API (`python -m sched_assets.demo`) on a free local port with N bookings and times:
+For each account shape (`--shapes`, default both) it starts the demo API (`python -m sched_assets.demo
+--shape S`) on a free local port with N bookings and times:
 
 - (a) our main command, `dagster asset materialize -m sched_assets.definitions --select 'key:"raw/*"'`,
   into a fresh DuckDB file and a fresh DAGSTER_HOME;
@@ -13,16 +14,18 @@ It starts the demo API (`python -m sched_assets.demo`) on a free local port with
   after 1% of the bookings changed upstream (`POST /_demo/touch?fraction=0.01`);
 - (c) dlt's `rest_api` source (`benchmarks/dlt_pipeline.py`) into a fresh DuckDB file;
 - (d) only with `--with-analytics`: the README's main command, `--select '*'` (the raw assets, the
-  analytics tables and every check), into a fresh DuckDB file and a fresh DAGSTER_HOME, like (a).
+  analytics tables and every check), into a fresh DuckDB file and a fresh DAGSTER_HOME, like (a);
+- (f) the bare httpx client (`benchmarks/bare_client.py`), the floor for reading every bookings page
+  (not with `--rate-limited`); our sync step is compared with its in-process read seconds.
 
 For every run it records the wall time, the peak memory of the whole process tree (the maximum over
 time of the summed RSS of the process and all its descendants, sampled every 50 ms), the requests and
 429 responses the server saw (`GET /_demo/stats`, reset before each run) and the rows of the bookings
-table (read back from the DuckDB file afterwards). It prints a markdown table of medians, the ratios and
-the targets, and saves every raw measurement as JSON under `benchmarks/results/`.
+table (read back from the DuckDB file afterwards). It prints, per shape, a markdown table of medians, the
+ratios and the targets, and saves every raw measurement (with its shape) as JSON under `benchmarks/results/`.
 
 The harness is split by concern: `servers.py` (the demo API server), `measure.py` (a process tree's
-wall time, peak memory and CPU; the quiet-machine guard), `cases.py` (the commands of (a), (b) and (c),
+wall time, peak memory and CPU; the quiet-machine guard), `cases.py` (the commands of (a) to (f),
 and Dagster's step timings read from the run's event log), `report.py` (medians, the table, PASS/MISS
 against the targets) and `model.py` (constants, targets, settings, one measurement). This file is the
 command line. See `benchmarks/README.md` for how to read the output.
@@ -39,7 +42,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
@@ -48,7 +51,7 @@ from typing import Any, TextIO
 
 import psutil
 
-from benchmarks.cases import Bench, dlt_command, ours_command
+from benchmarks.cases import Bench, bare_command, dlt_command, ours_command
 from benchmarks.model import (
     ALL_SELECTION,
     CASE_FULL,
@@ -60,11 +63,12 @@ from benchmarks.model import (
     MB,
     REPO_ROOT,
     RESULTS_DIR,
+    SHAPES,
     TARGET_BOOKINGS,
     Settings,
     default_launcher,
 )
-from benchmarks.report import render_report, summarize
+from benchmarks.report import by_shape, render_report, summarize
 
 
 def environment_info(launcher: Sequence[str]) -> dict[str, Any]:
@@ -101,14 +105,18 @@ def environment_info(launcher: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def latest_baseline_peak_mb(results_dir: Path = RESULTS_DIR) -> tuple[float, str] | None:
-    """(a)'s median peak in the newest saved 100,000-booking run without a rate limit, and its file."""
+def latest_baseline_peak_mb(shape: str, results_dir: Path = RESULTS_DIR) -> tuple[float, str] | None:
+    """(a)'s median peak on `shape` in the newest saved 100,000-booking run without a rate limit, and its
+    file. Results saved before shapes existed have medians per case only: they count as the first shape."""
     best: tuple[str, float, str] | None = None
     for path in results_dir.glob("*.json"):
         try:
             saved = json.loads(path.read_text())
             settings = saved["settings"]
-            peak = float(saved["medians"][CASE_FULL]["peak_mb"])
+            medians = saved["medians"]
+            if CASE_FULL in medians:
+                medians = {SHAPES[0]: medians}
+            peak = float(medians[shape][CASE_FULL]["peak_mb"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if settings.get("bookings") != TARGET_BOOKINGS or settings.get("rate_limited"):
@@ -119,9 +127,25 @@ def latest_baseline_peak_mb(results_dir: Path = RESULTS_DIR) -> tuple[float, str
     return (best[1], best[2]) if best else None
 
 
+def baselines(settings: Settings, given_mb: float | None, log: TextIO = sys.stderr) -> dict[str, float]:
+    """Per shape, the 100,000-booking peak the 1,000,000-booking memory target compares with: `given_mb`
+    for every shape, else each shape's newest saved result; only needed for runs at 1,000,000."""
+    if given_mb is not None:
+        return dict.fromkeys(settings.shapes, given_mb)
+    if settings.bookings < 10 * TARGET_BOOKINGS or settings.rate_limited:
+        return {}
+    found: dict[str, float] = {}
+    for shape in settings.shapes:
+        if latest := latest_baseline_peak_mb(shape):
+            found[shape] = latest[0]
+            print(f"memory baseline, {shape}: (a) peaked at {latest[0]:.0f} MB in {latest[1]}", file=log)
+    return found
+
+
 def default_output_path(settings: Settings, now: datetime) -> Path:
     mode = "-ratelimited" if settings.rate_limited else ""
-    return RESULTS_DIR / f"{now:%Y%m%dT%H%M%SZ}-n{settings.bookings}{mode}.json"
+    shapes = "" if settings.shapes == list(SHAPES) else "-" + "-".join(settings.shapes)
+    return RESULTS_DIR / f"{now:%Y%m%dT%H%M%SZ}-n{settings.bookings}{shapes}{mode}.json"
 
 
 def run_benchmark(
@@ -129,9 +153,12 @@ def run_benchmark(
     out: Path | None = None,
     log: TextIO = sys.stderr,
     workdir: Path | None = None,
-    baseline_peak_mb: float | None = None,
+    baseline_peak_mb: Mapping[str, float] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Start the server, run every case, save the JSON; return (markdown report, results dict)."""
+    """Start the servers, run every case on every shape, save the JSON; return (markdown report, results).
+
+    `baseline_peak_mb`: per shape, the 100,000-booking peak for the 1,000,000-booking memory target.
+    """
     if not settings.skip_dlt:
         try:
             metadata.version("dlt")
@@ -146,7 +173,7 @@ def run_benchmark(
     try:
         bench = Bench(settings, root, log)
         measurements = bench.run_all()
-        startup = max(bench.server_startups, default=0.0)
+        startup = {shape: max(times) for shape, times in bench.server_startups.items()}
         report = render_report(settings, measurements, startup, baseline_peak_mb)
         results = {
             "started_at": started_at.isoformat(),
@@ -158,6 +185,7 @@ def run_benchmark(
                 "ours": ours_command(settings.launcher),
                 "ours_full_refresh": ours_command(settings.launcher, full_refresh=True),
                 "dlt": dlt_command(settings.launcher, "<base-url>", Path("<db>"), Path("<dir>")),
+                "bare_client": bare_command(settings.launcher, "<base-url>"),
                 **(
                     {"ours_with_analytics": ours_command(settings.launcher, selection=ALL_SELECTION)}
                     if settings.with_analytics
@@ -165,7 +193,10 @@ def run_benchmark(
                 ),
             },
             "measurements": [{**asdict(m), "ok": m.ok, "label": CASE_LABELS[m.case]} for m in measurements],
-            "medians": {case: asdict(s) for case, s in summarize(measurements).items()},
+            "medians": {
+                shape: {case: asdict(s) for case, s in summarize(runs).items()}
+                for shape, runs in by_shape(measurements).items()
+            },
             "report_markdown": report,
         }
         path = out or default_output_path(settings, started_at)
@@ -178,9 +209,19 @@ def run_benchmark(
             shutil.rmtree(root, ignore_errors=True)
 
 
+def parse_shapes(text: str) -> list[str]:
+    """`standard,nested` -> ["standard", "nested"]: known shapes, each once, in the order given."""
+    shapes = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [shape for shape in shapes if shape not in SHAPES]
+    if unknown or not shapes:
+        raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(SHAPES)}; got {text!r}")
+    return shapes
+
+
 def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path | None, float | None]:
     parser = argparse.ArgumentParser(
-        description="Time our Dagster sync (full and incremental) against dlt's rest_api source."
+        description="Time our Dagster sync (full and incremental) against a bare httpx client and dlt's "
+        "rest_api source, on each demo account shape."
     )
     parser.add_argument(
         "--bookings",
@@ -209,6 +250,13 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path | None
         "`--select '*'` (the README's main command), on fresh state; reported next to (a)",
     )
     parser.add_argument(
+        "--shapes",
+        type=parse_shapes,
+        default=list(SHAPES),
+        help=f"demo account shapes to run every case on, comma-separated (default {','.join(SHAPES)}); "
+        "nested: many attendees, custom booking fields, seated bookings",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, help="results JSON (default benchmarks/results/...)"
     )
     parser.add_argument("--seed", type=int, default=7, help="demo account seed")
@@ -222,8 +270,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path | None
         "--baseline-peak-mb",
         type=float,
         default=None,
-        help="(a)'s peak at 100,000 bookings, for the 1,000,000-booking memory target (default: from the "
-        "newest 100,000-booking result in benchmarks/results/, else 400)",
+        help="(a)'s peak at 100,000 bookings, for the 1,000,000-booking memory target, on every shape "
+        "(default: each shape's newest 100,000-booking result in benchmarks/results/, else 400)",
     )
     parser.add_argument(
         "--quiet-wait",
@@ -264,17 +312,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path | None
         quiet_wait_s=max(0.0, args.quiet_wait),
         prerender=not args.no_prerender,
         with_analytics=args.with_analytics,
+        shapes=args.shapes,
     )
     return settings, args.out, args.baseline_peak_mb
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings, out, baseline = parse_args(argv)
-    if baseline is None and settings.bookings >= 10 * TARGET_BOOKINGS and not settings.rate_limited:
-        found = latest_baseline_peak_mb()
-        if found:
-            baseline = found[0]
-            print(f"memory baseline: (a) peaked at {found[0]:.0f} MB in {found[1]}", file=sys.stderr)
+    settings, out, given_baseline = parse_args(argv)
+    baseline = baselines(settings, given_baseline)
     workdir = Path(tempfile.mkdtemp(prefix="sched_bench_")) if settings.keep_files else None
     report, results = run_benchmark(settings, out, workdir=workdir, baseline_peak_mb=baseline)
     print(report)

@@ -1,9 +1,9 @@
 """The demo API server the benchmarks read from, and its admin endpoints.
 
-`DemoServer` runs `python -m sched_assets.demo --port 0 --bookings N [--rate-limit ...] [--prerender]`
-in its own process group, reads the URL and API key from its banner, and wraps `/_demo/stats`,
-`/_demo/reset-stats`, `/_demo/reset-limits` and `/_demo/touch`. Used by `run.py` (one fresh server per
-repeat) and `client_read.py`.
+`DemoServer` runs `python -m sched_assets.demo --port 0 --bookings N [--shape S] [--rate-limit ...]
+[--prerender]` in its own process group, reads the URL and API key from its banner, and wraps
+`/_demo/stats`, `/_demo/reset-stats`, `/_demo/reset-limits` and `/_demo/touch`. Used by `run.py` (one
+fresh server per repeat) and `client_read.py`.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class DemoServer:
         log_dir: Path | None = None,
         start_timeout_s: float | None = None,
         prerender: bool = True,
+        shape: str | None = None,
     ) -> None:
         self.bookings = bookings
         self.seed = seed
@@ -47,6 +48,7 @@ class DemoServer:
         self.launcher = list(launcher)
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="sched_bench_server_"))
         self.prerender = prerender
+        self.shape = shape  # None: the server's default account shape
         # Pre-rendering costs roughly 0.1 ms per booking; leave plenty of room for a busy machine.
         self.start_timeout_s = start_timeout_s or 120.0 + bookings / 1000
         self.base_url = ""
@@ -71,6 +73,8 @@ class DemoServer:
             "--error-rate",
             str(self.error_rate),
         ]
+        if self.shape:
+            command += ["--shape", self.shape]
         if self.rate_limit:
             command += ["--rate-limit", self.rate_limit]
         if self.prerender:
