@@ -1,7 +1,7 @@
 """Column names and DuckDB types of the raw tables, from the resource specs' declared field kinds.
 
-Frames never depend on what the first rows looked like. Kinds map to one Polars dtype (frames.build) and
-one DuckDB type; `json` columns hold nested objects and lists as JSON text (DuckDB `JSON`).
+Columns never depend on what the first rows looked like. Each kind maps to one DuckDB type (typed by
+`frames.typed_sql`); `json` columns hold nested objects and lists as JSON text (DuckDB `JSON`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 
 from sched_assets.api.specs import EndpointSpec, Kind
 
-# DuckDB column type for each kind; Polars dtypes live in frames.build.
+# DuckDB column type for each kind.
 DUCKDB_TYPES: dict[Kind, str] = {
     "int": "BIGINT",
     "float": "DOUBLE",

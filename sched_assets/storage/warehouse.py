@@ -4,7 +4,7 @@ Every connection is short-lived and taken under the cross-process lock in `locki
 of processes (Dagster's multiprocess executor, `dagster dev`, a CLI) take turns instead of failing
 on DuckDB's single-writer rule.
 
-DuckDB itself (and the write machinery on Polars) is imported when a connection is opened or a
+DuckDB itself (and the write machinery) is imported when a connection is opened or a
 table written, not with this module: the Dagster definitions build `Warehouse`s without using them.
 """
 

@@ -13,8 +13,9 @@ INSERT. Only when the input repeats a key is there one more narrow pass, which f
 rows so the INSERT can leave them out (a window over whole wide rows would not fit a small
 `memory_limit`).
 
-DuckDB, Polars and the staging helpers are imported by the functions that run a write, so
-`TableWrite` and its enums stay plain Python: asset definitions name them without loading either.
+DuckDB and the staging helpers are imported by the functions that run a write (Polars only for a
+DataFrame the caller already has), so `TableWrite` and its enums stay plain Python: asset definitions
+name them without loading either.
 """
 
 from __future__ import annotations
