@@ -74,7 +74,7 @@ class Fetched:
     plan: SyncPlan
     paths: list[Path]
     stats: "SyncStats"
-    frame_stats: "TypingStats"
+    typing_stats: "TypingStats"
     read_started: datetime
     newest_updated_at: datetime | None = None
     without_cursor: int = 0  # rows whose updatedAt is null: only a full read (by createdAt) sees them
@@ -334,13 +334,13 @@ def _output(item: Fetched, source: str, log: Any) -> dg.Output:
             f"counts after the read: {item.stats.rows_counted_after}). Its rows are merged; no row is "
             "deleted and the incremental cursor is not advanced."
         )
-    stats, frame_stats = item.stats, item.frame_stats
+    stats, typing_stats = item.stats, item.typing_stats
     shapes = ", ".join(sorted(stats.shapes)) or "none"
-    log.info(f"{spec.name}: {frame_stats.rows} records in {stats.pages} page(s), response shape: {shapes}")
+    log.info(f"{spec.name}: {typing_stats.rows} records in {stats.pages} page(s), response shape: {shapes}")
     metadata: dict[str, Any] = {
         "source": source,
         "sync_plan": item.plan.reason,
-        "records_fetched": frame_stats.rows,
+        "records_fetched": typing_stats.rows,
         "pages": stats.pages,
         "requests": stats.requests,
         "retries": stats.retries,
@@ -349,9 +349,9 @@ def _output(item: Fetched, source: str, log: Any) -> dg.Output:
         "fetch_seconds": stats.elapsed_seconds,
         "stopped_by": stats.stopped_by.value if stats.stopped_by else "",
         "response_shape": shapes,
-        "values_converted": frame_stats.converted,
-        "values_kept_in_extra": frame_stats.kept_in_extra,
-        "unknown_fields": ", ".join(sorted(frame_stats.unknown_fields)) or "none",
+        "values_converted": typing_stats.converted,
+        "values_kept_in_extra": typing_stats.kept_in_extra,
+        "unknown_fields": ", ".join(sorted(typing_stats.unknown_fields)) or "none",
         "preview": dg.MetadataValue.md(_preview(item)),
         "complete_read": not incomplete,
     }
