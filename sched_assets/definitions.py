@@ -8,9 +8,17 @@ from typing import Any
 
 import dagster as dg
 
+from sched_assets.accounts import accounts_file_from_env, load_accounts
 from sched_assets.defs.analytics import analytics_assets
 from sched_assets.defs.checks import analytics_checks, raw_checks
-from sched_assets.defs.jobs import daily_sync, full_refresh_everything, sync_everything, weekly_full_refresh
+from sched_assets.defs.jobs import (
+    account_schedule,
+    daily_sync,
+    full_refresh_everything,
+    sync_everything,
+    weekly_full_refresh,
+)
+from sched_assets.defs.partitions import accounts_partitions, accounts_per_run, partition_by_account
 from sched_assets.defs.resources import SchedApiResource, database_path_from_env
 from sched_assets.defs.sources import build_source_assets
 from sched_assets.storage import WarehouseIOManager, WarehouseResource
@@ -53,14 +61,24 @@ def _code_references(assets: list) -> list:
 @dg.definitions
 def defs() -> dg.Definitions:
     assets = _code_references([build_source_assets(), *analytics_assets])
+    schedules = [daily_sync, weekly_full_refresh]
+    accounts_file = accounts_file_from_env()
+    if accounts_file is not None:
+        # Many accounts (docs/accounts.md): every asset partitioned by account name, as the file is now.
+        names = load_accounts(accounts_file).names
+        per_run = accounts_per_run()
+        assets = partition_by_account(assets, accounts_partitions(names), per_run)
+        schedules = [account_schedule(schedule, names, per_run) for schedule in schedules]
     return dg.Definitions(
         assets=assets,
         asset_checks=[*raw_checks, *analytics_checks],
         jobs=[sync_everything, full_refresh_everything],
-        schedules=[daily_sync, weekly_full_refresh],
+        schedules=schedules,
         resources={
             "sched_api": SchedApiResource(
-                api_key=_env_or_none("SCHED_API_KEY"), base_url=_env_or_none("SCHED_API_BASE_URL")
+                api_key=_env_or_none("SCHED_API_KEY"),
+                base_url=_env_or_none("SCHED_API_BASE_URL"),
+                accounts_file=str(accounts_file) if accounts_file else None,
             ),
             **warehouse_resources(database_path_from_env()),
         },

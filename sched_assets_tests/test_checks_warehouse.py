@@ -30,7 +30,7 @@ def sql(database: str, statement: str) -> None:
 
 
 def run_check(check: dg.AssetChecksDefinition, database: str) -> dg.AssetCheckResult:
-    result = check(warehouse=WarehouseResource(database=database))
+    result = check(dg.build_asset_check_context(), warehouse=WarehouseResource(database=database))
     assert isinstance(result, dg.AssetCheckResult)
     return result
 

@@ -1,23 +1,39 @@
 """Build one derived table in place: `CREATE OR REPLACE TABLE analytics.<name> AS <select>`.
 
-The rows never leave DuckDB. Everything runs in one transaction, so a failing SELECT (bad data, a
-missing raw table, out of memory) rolls back and leaves the previous table exactly as it was.
-No Dagster here.
+With many accounts, one account's share instead: the same SELECT reads only that account's raw rows
+and replaces only its rows of the shared table (`account` leading every row). The rows never leave
+DuckDB. Everything runs in one transaction, so a failing SELECT (bad data, a missing raw table, out of
+memory) rolls back and leaves the previous table exactly as it was. No Dagster here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sched_assets.analytics.specs import TableSpec
 from sched_assets.storage.catalog import Column, row_count, table_columns
-from sched_assets.storage.naming import TableName, quote_ident
+from sched_assets.storage.naming import RAW_SCHEMA, TableName, quote_ident, quote_literal
 
 if TYPE_CHECKING:
     import duckdb
+
+
+@dataclass(frozen=True)
+class ScopedRows:
+    """The rows of some accounts in a shared table, usable wherever SQL names a table (`.sql`)."""
+
+    table: TableName
+    column: str
+    values: tuple[str, ...]
+
+    @property
+    def sql(self) -> str:
+        values = ", ".join(quote_literal(value) for value in self.values)
+        return f"(SELECT * FROM {self.table.sql} WHERE {quote_ident(self.column)} IN ({values}))"
 
 
 @dataclass(frozen=True)
@@ -25,22 +41,73 @@ class BuiltTable:
     """What a build left in the warehouse, as DuckDB reports it."""
 
     table: TableName
-    row_count: int
+    row_count: int  # rows of `rows`
     columns: tuple[Column, ...]  # (name, DuckDB type) in table order
     seconds: float
+    rows: TableName | ScopedRows  # what this build wrote: the whole table, or the accounts' rows of it
 
 
-def build_table(con: duckdb.DuckDBPyConnection, table: TableSpec, select_sql: str) -> BuiltTable:
-    """Replace `analytics.<table.name>` with the result of `select_sql`, atomically."""
+def combined(builds: list[BuiltTable]) -> BuiltTable:
+    """Several accounts' builds of one table as one (row counts and times summed)."""
+    last = builds[-1]
+    scoped = [build.rows for build in builds if isinstance(build.rows, ScopedRows)]
+    rows = (
+        ScopedRows(last.table, scoped[0].column, tuple(v for part in scoped for v in part.values))
+        if scoped
+        else last.rows
+    )
+    return BuiltTable(
+        table=last.table,
+        row_count=sum(build.row_count for build in builds),
+        columns=last.columns,
+        seconds=sum(build.seconds for build in builds),
+        rows=rows,
+    )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One account's share of the shared tables: rows whose `column` equals `value`."""
+
+    column: str
+    value: str
+
+    @property
+    def where(self) -> str:
+        return f"{quote_ident(self.column)} = {quote_literal(self.value)}"
+
+
+# Every read of a raw table in the analytics SQL is `FROM raw.<table>` or `JOIN raw.<table>`.
+_RAW_READ = re.compile(rf"\b(FROM|JOIN)\s+{RAW_SCHEMA}\.(\w+)\b", re.IGNORECASE)
+
+
+def scoped_select(select_sql: str, scope: Scope) -> str:
+    """`select_sql` reading only the scope's rows of every raw table (without the scope column)."""
+    column = quote_ident(scope.column)
+
+    def narrowed(match: re.Match[str]) -> str:
+        keyword, raw = match.group(1), match.group(2)
+        return f"{keyword} (SELECT * EXCLUDE ({column}) FROM {RAW_SCHEMA}.{raw} WHERE {scope.where})"
+
+    return _RAW_READ.sub(narrowed, select_sql)
+
+
+def build_table(
+    con: duckdb.DuckDBPyConnection, table: TableSpec, select_sql: str, scope: Scope | None = None
+) -> BuiltTable:
+    """Replace `analytics.<table.name>` (or the scope's rows of it) with `select_sql`, atomically."""
     name = table.table_name
     started = time.perf_counter()
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(name.schema)}")
-        con.execute(f"CREATE OR REPLACE TABLE {name.sql} AS {select_sql}")
+        if scope is None:
+            con.execute(f"CREATE OR REPLACE TABLE {name.sql} AS {select_sql}")
+            rows = row_count(con, name)
+        else:
+            rows = _replace_scope(con, name, select_sql, scope)
         # Read inside the transaction: what we report is exactly what we commit.
         columns = table_columns(con, name) or []
-        rows = row_count(con, name)
         con.execute("COMMIT")
     except BaseException:
         import duckdb  # loaded already: `con` is a DuckDB connection
@@ -50,5 +117,23 @@ def build_table(con: duckdb.DuckDBPyConnection, table: TableSpec, select_sql: st
             con.execute("ROLLBACK")
         raise
     return BuiltTable(
-        table=name, row_count=rows, columns=tuple(columns), seconds=time.perf_counter() - started
+        table=name,
+        row_count=rows,
+        columns=tuple(columns),
+        seconds=time.perf_counter() - started,
+        rows=name if scope is None else ScopedRows(name, scope.column, (scope.value,)),
     )
+
+
+def _replace_scope(con: duckdb.DuckDBPyConnection, name: TableName, select_sql: str, scope: Scope) -> int:
+    """Replace the scope's rows of the shared table; create it, or add the columns it lacks, first."""
+    rows_sql = f"SELECT {quote_literal(scope.value)} AS {quote_ident(scope.column)}, * FROM ({scoped_select(select_sql, scope)})"
+    con.execute(f"CREATE TABLE IF NOT EXISTS {name.sql} AS {rows_sql} LIMIT 0")
+    have = {column.casefold() for column, _ in table_columns(con, name) or []}
+    for column, type_, *_ in con.execute(f"DESCRIBE {rows_sql}").fetchall():
+        if str(column).casefold() not in have:  # a new version of the SELECT added a column
+            con.execute(f"ALTER TABLE {name.sql} ADD COLUMN {quote_ident(column)} {type_}")
+    con.execute(f"DELETE FROM {name.sql} WHERE {scope.where}").fetchall()
+    con.execute(f"INSERT INTO {name.sql} BY NAME {rows_sql}").fetchall()
+    [(rows,)] = con.execute(f"SELECT count(*) FROM {name.sql} WHERE {scope.where}").fetchall()
+    return int(rows)

@@ -9,12 +9,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from sched_assets.storage.naming import TableName, quote_ident
+from sched_assets.storage.naming import quote_ident
 
 if TYPE_CHECKING:
     import duckdb
+
+
+class Relation(Protocol):
+    """A table, or a subquery of some of its rows: anything SQL can read `FROM`."""
+
+    @property
+    def sql(self) -> str: ...
+
 
 PREVIEW_ROWS = 10
 
@@ -49,7 +57,7 @@ def markdown_query(con: duckdb.DuckDBPyConnection, sql: str) -> str:
     return markdown_table([column[0] for column in cursor.description or ()], rows)
 
 
-def busiest_days(con: duckdb.DuckDBPyConnection, table: TableName, limit: int = PREVIEW_ROWS) -> str:
+def busiest_days(con: duckdb.DuckDBPyConnection, table: Relation, limit: int = PREVIEW_ROWS) -> str:
     """The schedule-days with the highest utilization (days without availability last, by minutes)."""
     return "**Busiest days**\n\n" + markdown_query(
         con,
@@ -63,7 +71,7 @@ def busiest_days(con: duckdb.DuckDBPyConnection, table: TableName, limit: int = 
     )
 
 
-def most_cancelled(con: duckdb.DuckDBPyConnection, table: TableName, limit: int = PREVIEW_ROWS) -> str:
+def most_cancelled(con: duckdb.DuckDBPyConnection, table: Relation, limit: int = PREVIEW_ROWS) -> str:
     """The event types with the most cancelled or rejected bookings."""
     return "**Most cancellations**\n\n" + markdown_query(
         con,
@@ -79,7 +87,7 @@ def most_cancelled(con: duckdb.DuckDBPyConnection, table: TableName, limit: int 
 
 
 def top_values(
-    con: duckdb.DuckDBPyConnection, table: TableName, column: str, title: str, limit: int = PREVIEW_ROWS
+    con: duckdb.DuckDBPyConnection, table: Relation, column: str, title: str, limit: int = PREVIEW_ROWS
 ) -> str:
     """The most frequent values of one column (NULL counts as a value), with their row counts."""
     value = quote_ident(column)

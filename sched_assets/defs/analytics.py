@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from sched_assets.accounts import ACCOUNT_COLUMN
 from sched_assets.analytics import SELECTS, previews
-from sched_assets.analytics.build import BuiltTable, build_table
+from sched_assets.analytics.build import BuiltTable, Scope, build_table, combined
 from sched_assets.analytics.specs import (
     BOOKING_ATTENDEES,
     BOOKING_UTILIZATION_DAILY,
@@ -23,6 +24,7 @@ from sched_assets.analytics.specs import (
     TableSpec,
 )
 from sched_assets.defs.keys import analytics_key, raw_key, raw_table
+from sched_assets.defs.partitions import run_accounts
 from sched_assets.storage.catalog import table_columns
 from sched_assets.storage.naming import TableName
 from sched_assets.storage.resource import WarehouseResource
@@ -73,7 +75,13 @@ def _build(
                     f"{warehouse.database}: materialize {raw_key(name).to_user_string()} first"
                 )
             )
-    built = build_table(con, table, SELECTS[table.name])
+    accounts = run_accounts(context)
+    if accounts is None:
+        built = build_table(con, table, SELECTS[table.name])
+    else:  # each account's rows in their own transaction: one account's failure keeps the others'
+        built = combined(
+            [build_table(con, table, SELECTS[table.name], Scope(ACCOUNT_COLUMN, name)) for name in accounts]
+        )
     context.log.info(f"built {built.table}: {built.row_count} rows in {built.seconds:.2f}s")
     return built
 
@@ -108,8 +116,8 @@ def _schedule_table(
     """Build a per-schedule table; report how many schedules it covers and a preview (`{table}` in the SQL)."""
     with warehouse.get_connection() as con:
         built = _build(context, warehouse, con, table)
-        [schedules] = _one_row(con, f"SELECT count(DISTINCT schedule_id) FROM {built.table.sql}")
-        preview = previews.head(con, preview_sql.format(table=built.table.sql), title)
+        [schedules] = _one_row(con, f"SELECT count(DISTINCT schedule_id) FROM {built.rows.sql}")
+        preview = previews.head(con, preview_sql.format(table=built.rows.sql), title)
     return _result(built, {"preview": dg.MetadataValue.md(preview), "schedules": schedules})
 
 
@@ -132,9 +140,9 @@ def booking_attendees(
         built = _build(context, warehouse, con, BOOKING_ATTENDEES)
         bookings, absent = _one_row(
             con,
-            f"SELECT count(DISTINCT booking_id), count(*) FILTER (WHERE absent) FROM {built.table.sql}",
+            f"SELECT count(DISTINCT booking_id), count(*) FILTER (WHERE absent) FROM {built.rows.sql}",
         )
-        preview = previews.top_values(con, built.table, "time_zone", "Attendees by time zone")
+        preview = previews.top_values(con, built.rows, "time_zone", "Attendees by time zone")
     return _result(
         built,
         {
@@ -226,9 +234,9 @@ def booking_utilization_daily(
         over, schedules, overall = _one_row(
             con,
             "SELECT count(*) FILTER (WHERE utilization > 1), count(DISTINCT schedule_id), "
-            f"sum(booked_minutes) / nullif(sum(available_minutes), 0) FROM {built.table.sql}",
+            f"sum(booked_minutes) / nullif(sum(available_minutes), 0) FROM {built.rows.sql}",
         )
-        preview = previews.busiest_days(con, built.table)
+        preview = previews.busiest_days(con, built.rows)
     extra: dict[str, object] = {
         "preview": dg.MetadataValue.md(preview),
         "days_over_capacity": over,
@@ -260,8 +268,8 @@ def event_type_stats(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     """
     with warehouse.get_connection() as con:
         built = _build(context, warehouse, con, EVENT_TYPE_STATS)
-        [unknown] = _one_row(con, f"SELECT count(*) FILTER (WHERE NOT is_known) FROM {built.table.sql}")
-        preview = previews.most_cancelled(con, built.table)
+        [unknown] = _one_row(con, f"SELECT count(*) FILTER (WHERE NOT is_known) FROM {built.rows.sql}")
+        preview = previews.most_cancelled(con, built.rows)
     return _result(built, {"preview": dg.MetadataValue.md(preview), "unknown_event_types": unknown})
 
 

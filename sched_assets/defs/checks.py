@@ -10,15 +10,18 @@ Checks open the warehouse read-only and only fetch counts and a few example rows
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from sched_assets.accounts import ACCOUNT_COLUMN
+from sched_assets.analytics.build import ScopedRows
 from sched_assets.analytics.previews import markdown_query
 from sched_assets.analytics.specs import BOOKING_UTILIZATION_DAILY, TABLES
 from sched_assets.api.specs import ENDPOINTS, EndpointSpec
 from sched_assets.defs.keys import analytics_key, raw_key, raw_table
+from sched_assets.defs.partitions import run_accounts
 from sched_assets.frames.columns import key_columns
 from sched_assets.storage.catalog import table_columns
 from sched_assets.storage.naming import TableName, quote_ident
@@ -37,10 +40,28 @@ class KeyedTable:
 
     table: TableName
     key: tuple[str, ...]
+    accounts: tuple[str, ...] | None = None  # many-accounts mode: the run's accounts, whose rows are checked
 
     @property
     def description(self) -> str:
         return f"Primary key ({', '.join(self.key)}) of {self.table} is unique and never null."
+
+    def for_accounts(self, accounts: Sequence[str] | None) -> "KeyedTable":
+        return self if accounts is None else replace(self, accounts=tuple(accounts))
+
+    @property
+    def rows(self) -> "TableName | ScopedRows":
+        return _rows(self.table, self.accounts)
+
+    @property
+    def full_key(self) -> tuple[str, ...]:
+        """The key as stored: with many accounts, `account` leads it."""
+        return self.key if self.accounts is None else (ACCOUNT_COLUMN, *self.key)
+
+
+def _rows(table: TableName, accounts: Sequence[str] | None) -> "TableName | ScopedRows":
+    """The rows a check looks at: the table, or the run's accounts' rows of it."""
+    return table if accounts is None else ScopedRows(table, ACCOUNT_COLUMN, tuple(accounts))
 
 
 def _raw(name: str) -> TableName:
@@ -71,7 +92,7 @@ def _run(
 
 
 def _primary_key_result(con: "duckdb.DuckDBPyConnection", keyed: KeyedTable) -> dg.AssetCheckResult:
-    source, key = keyed.table.sql, keyed.key
+    source, key = keyed.rows.sql, keyed.full_key
     columns = ", ".join(quote_ident(c) for c in key)
     any_null = " OR ".join(f"{quote_ident(c)} IS NULL" for c in key)
     duplicates = (
@@ -120,25 +141,28 @@ def primary_key_check(
     """A check that the key of `keyed.table` is unique and never null, for the asset `asset_key`."""
 
     @dg.asset_check(asset=asset_key, name=PRIMARY_KEY_CHECK, blocking=blocking, description=keyed.description)
-    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        scoped = keyed.for_accounts(run_accounts(context))
         return _run(
             warehouse,
             [keyed.table],
             dg.AssetCheckSeverity.ERROR,
-            lambda con: _primary_key_result(con, keyed),
+            lambda con: _primary_key_result(con, scoped),
         )
 
     return _check
 
 
 def primary_key_results(
-    warehouse: WarehouseResource, tables: Mapping[dg.AssetCheckKey, KeyedTable]
+    warehouse: WarehouseResource,
+    tables: Mapping[dg.AssetCheckKey, KeyedTable],
+    accounts: Sequence[str] | None = None,
 ) -> Iterator[dg.AssetCheckResult]:
     """The primary-key check result of each (check key -> keyed table), over one connection."""
     with warehouse.get_connection(read_only=True) as con:
         for check_key, keyed in tables.items():
             if table_columns(con, keyed.table) is not None:
-                result = _primary_key_result(con, keyed)
+                result = _primary_key_result(con, keyed.for_accounts(accounts))
             else:
                 result = _missing_table(keyed.table, dg.AssetCheckSeverity.ERROR)
             yield dg.AssetCheckResult(
@@ -178,7 +202,7 @@ def raw_primary_key_checks_for(endpoints: Sequence[EndpointSpec]) -> dg.AssetChe
     )
     def raw_primary_keys(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
         selected = {k: v for k, v in tables.items() if k in context.selected_asset_check_keys}
-        yield from primary_key_results(warehouse, selected)
+        yield from primary_key_results(warehouse, selected, run_accounts(context))
 
     return raw_primary_keys
 
@@ -194,19 +218,24 @@ _EVENT_TYPES = _raw("event_types")
     additional_deps=[raw_key("event_types")],
     description=f"Every booking's event_type_id is in {_EVENT_TYPES} (warns with the count and examples).",
 )
-def bookings_event_type_known(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def bookings_event_type_known(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
     """Bookings of event types that `raw.event_types` lacks (deleted, or another user's)."""
+    accounts = run_accounts(context)
+    bookings_rows = _rows(_BOOKINGS, accounts).sql
+    same_account = "" if accounts is None else f" AND et.{ACCOUNT_COLUMN} = b.{ACCOUNT_COLUMN}"
 
     def evaluate(con: "duckdb.DuckDBPyConnection") -> dg.AssetCheckResult:
         unknown = (
-            f"FROM {_BOOKINGS.sql} AS b WHERE b.event_type_id IS NOT NULL "
-            f"AND NOT EXISTS (SELECT 1 FROM {_EVENT_TYPES.sql} AS et WHERE et.id = b.event_type_id)"
+            f"FROM {bookings_rows} AS b WHERE b.event_type_id IS NOT NULL AND NOT EXISTS "
+            f"(SELECT 1 FROM {_EVENT_TYPES.sql} AS et WHERE et.id = b.event_type_id{same_account})"
         )
         [(bookings, event_types)] = con.execute(
             f"SELECT count(*), count(DISTINCT b.event_type_id) {unknown}"
         ).fetchall()
         [(without,)] = con.execute(
-            f"SELECT count(*) FROM {_BOOKINGS.sql} WHERE event_type_id IS NULL"
+            f"SELECT count(*) FROM {bookings_rows} WHERE event_type_id IS NULL"
         ).fetchall()
         examples = con.execute(
             f"SELECT b.id, b.event_type_id {unknown} ORDER BY b.id LIMIT {EXAMPLES}"
@@ -238,18 +267,21 @@ _UTILIZATION = BOOKING_UTILIZATION_DAILY.table_name
     asset=analytics_key(BOOKING_UTILIZATION_DAILY.name),
     description="available_minutes, booked_minutes and buffer_minutes are never negative.",
 )
-def utilization_minutes_non_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def utilization_minutes_non_negative(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
     """A negative minute count means a parsing or DST bug, never real data."""
+    rows = _rows(_UTILIZATION, run_accounts(context)).sql
 
     def evaluate(con: "duckdb.DuckDBPyConnection") -> dg.AssetCheckResult:
         bad = "available_minutes < 0 OR booked_minutes < 0 OR buffer_minutes < 0"
-        [(count,)] = con.execute(f"SELECT count(*) FROM {_UTILIZATION.sql} WHERE {bad}").fetchall()
+        [(count,)] = con.execute(f"SELECT count(*) FROM {rows} WHERE {bad}").fetchall()
         metadata: dict[str, object] = {"negative_rows": count}
         if count:
             examples = markdown_query(
                 con,
                 f"SELECT schedule_id, date, available_minutes, booked_minutes, buffer_minutes "
-                f"FROM {_UTILIZATION.sql} WHERE {bad} ORDER BY schedule_id, date LIMIT {EXAMPLES}",
+                f"FROM {rows} WHERE {bad} ORDER BY schedule_id, date LIMIT {EXAMPLES}",
             )
             metadata["examples"] = dg.MetadataValue.md(examples)
         return dg.AssetCheckResult(
@@ -265,17 +297,20 @@ def utilization_minutes_non_negative(warehouse: WarehouseResource) -> dg.AssetCh
     asset=analytics_key(BOOKING_UTILIZATION_DAILY.name),
     description="Days whose accepted bookings exceed the schedule's availability (utilization > 100%).",
 )
-def utilization_at_most_100_percent(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def utilization_at_most_100_percent(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
     """Over-booked days are possible (manual bookings, changed schedules) but worth a look: warns."""
+    rows = _rows(_UTILIZATION, run_accounts(context)).sql
 
     def evaluate(con: "duckdb.DuckDBPyConnection") -> dg.AssetCheckResult:
-        [(count,)] = con.execute(f"SELECT count(*) FROM {_UTILIZATION.sql} WHERE utilization > 1").fetchall()
+        [(count,)] = con.execute(f"SELECT count(*) FROM {rows} WHERE utilization > 1").fetchall()
         metadata: dict[str, object] = {"days_over_100_percent": count}
         if count:
             days = markdown_query(
                 con,
                 f"SELECT schedule_id, date, booked_minutes, available_minutes, "
-                f"round(utilization * 100, 1) AS utilization_pct FROM {_UTILIZATION.sql} "
+                f"round(utilization * 100, 1) AS utilization_pct FROM {rows} "
                 f"WHERE utilization > 1 ORDER BY utilization DESC, schedule_id, date LIMIT {EXAMPLES * 2}",
             )
             metadata["days"] = dg.MetadataValue.md(days)

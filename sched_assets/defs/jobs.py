@@ -35,3 +35,42 @@ weekly_full_refresh = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description="Sundays at 03:00 UTC: full refresh of bookings, so deletions upstream reach the warehouse.",
 )
+
+
+def _batches(names: list[str], per_run: int) -> list[list[str]]:
+    return [names[start : start + per_run] for start in range(0, len(names), per_run)]
+
+
+def account_schedule(
+    schedule: dg.ScheduleDefinition, names: list[str], per_run: int
+) -> dg.ScheduleDefinition:
+    """`schedule` for account partitions: each tick requests every account, `per_run` accounts per run.
+
+    A run covering several accounts is a partition range (the tags a backfill run carries), so the run
+    queue's per-range limit and the per-key lock keep two runs off one account.
+    """
+    batches = _batches(names, per_run)
+
+    @dg.schedule(
+        name=schedule.name,
+        job=schedule.job,
+        cron_schedule=schedule.cron_schedule,
+        execution_timezone=schedule.execution_timezone,
+        default_status=schedule.default_status,
+        description=f"{schedule.description} Every account in the accounts file, {per_run} per run.",
+    )
+    def _every_account(context: dg.ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
+        for batch in batches:
+            if len(batch) == 1:
+                yield dg.RunRequest(run_key=f"{tick}:{batch[0]}", partition_key=batch[0])
+            else:
+                yield dg.RunRequest(
+                    run_key=f"{tick}:{batch[0]}..{batch[-1]}",
+                    tags={
+                        "dagster/asset_partition_range_start": batch[0],
+                        "dagster/asset_partition_range_end": batch[-1],
+                    },
+                )
+
+    return _every_account

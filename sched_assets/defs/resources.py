@@ -17,6 +17,7 @@ from sched_assets.api.errors import ConfigError
 from sched_assets.api.specs import DEFAULT_PAGE_SIZE
 
 if TYPE_CHECKING:
+    from sched_assets.accounts import Account, AccountRegistry
     from sched_assets.api.client import ClientConfig, SchedApiClient
 
 DEFAULT_BASE_URL = "https://api.cal.com/v2"
@@ -25,8 +26,10 @@ DEMO_DATABASE = "data/demo.duckdb"
 
 
 def demo_mode_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
-    """No key and no base URL: the built-in demo account (docs/demo.md)."""
-    return not environ.get("SCHED_API_KEY") and not environ.get("SCHED_API_BASE_URL")
+    """No key, no base URL and no accounts file: the built-in demo account (docs/demo.md)."""
+    return not any(
+        environ.get(name) for name in ("SCHED_API_KEY", "SCHED_API_BASE_URL", "SCHED_ACCOUNTS_FILE")
+    )
 
 
 def database_path_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
@@ -73,6 +76,21 @@ class SchedApiResource(dg.ConfigurableResource):
         description="Shape of the built-in demo account (demo mode only): `standard`, or `nested` (many "
         "attendees, seated bookings, custom booking fields).",
     )
+    accounts_file: str | None = Field(
+        default=None,
+        description="Many-accounts mode: the accounts file (SCHED_ACCOUNTS_FILE). Each account's key comes "
+        "from the environment variable the file names for it; api_key and demo mode do not apply.",
+    )
+    account_concurrency: int = Field(
+        default=8,
+        description="Many-accounts mode: accounts synced at once inside one run (a run of a backfill can "
+        "cover several accounts); each has its own client and rate-limit budget.",
+    )
+    account_lock_timeout_seconds: float = Field(
+        default=900.0,
+        description="Many-accounts mode: how long an account's sync waits for another run that is "
+        "syncing the same API key before it fails.",
+    )
 
     @property
     def resolved_api_key(self) -> str | None:
@@ -97,14 +115,34 @@ class SchedApiResource(dg.ConfigurableResource):
         """What the metadata calls the source: `demo` or the API root (any credentials in it removed)."""
         if self.is_demo:
             return "demo"
-        parts = urlsplit(self.resolved_base_url or DEFAULT_BASE_URL)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+        return _without_credentials(self.resolved_base_url or DEFAULT_BASE_URL)
+
+    def account_registry(self) -> AccountRegistry:
+        """The accounts file as it is now (a run reads it again, so it sees the current entries)."""
+        from sched_assets.accounts import ACCOUNTS_FILE_ENV, load_accounts
+
+        if not self.accounts_file:
+            raise ConfigError(f"no accounts file: set {ACCOUNTS_FILE_ENV} to use account partitions.")
+        return load_accounts(self.accounts_file)
+
+    def account_base_url(self, account: Account) -> str:
+        return account.base_url or self.resolved_base_url or DEFAULT_BASE_URL
+
+    def account_source(self, account: Account) -> str:
+        return _without_credentials(self.account_base_url(account))
+
+    def account_client_config(self, account: Account) -> ClientConfig:
+        """Client settings for one account: its own key (from its variable) and API root; raises before any request."""
+        from sched_assets.accounts import AccountsFileError
+
+        try:
+            api_key = account.api_key()
+        except AccountsFileError as exc:
+            raise ConfigError(str(exc)) from None
+        return self._client_config(self.account_base_url(account), api_key)
 
     def client_config(self) -> ClientConfig:
         """Validated client settings (built once per run); raises ConfigError before any request is sent."""
-        from sched_assets.api.client import ClientConfig
-
         if self.demo_bookings < 0:
             raise ConfigError(f"demo_bookings must be 0 or more; got {self.demo_bookings}.")
         if self.is_demo:
@@ -124,6 +162,11 @@ class SchedApiResource(dg.ConfigurableResource):
                     "your API key, or unset SCHED_API_BASE_URL to run against the built-in demo account."
                 )
             base_url = self.resolved_base_url or DEFAULT_BASE_URL
+        return self._client_config(base_url, api_key)
+
+    def _client_config(self, base_url: str, api_key: str) -> ClientConfig:
+        from sched_assets.api.client import ClientConfig
+
         return ClientConfig(
             base_url=base_url,
             api_key=api_key,
@@ -144,7 +187,7 @@ class SchedApiResource(dg.ConfigurableResource):
         from sched_assets.api.client import SchedApiClient
 
         transport = None
-        if self.is_demo:
+        if self.is_demo and not self.accounts_file:
             from sched_assets.demo.app import DemoApi
             from sched_assets.demo.generator import DemoAccount
             from sched_assets.demo.transport import demo_transport
@@ -153,3 +196,9 @@ class SchedApiResource(dg.ConfigurableResource):
                 DemoApi(DemoAccount(bookings=self.demo_bookings, shape=self.demo_shape))
             )
         return SchedApiClient(config, transport=transport, logger=logger)
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))

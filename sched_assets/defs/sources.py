@@ -11,6 +11,7 @@ imported by the functions a run calls.
 
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,15 +24,19 @@ from pydantic import Field
 from sched_assets.api.errors import ApiError
 from sched_assets.api.specs import ENDPOINTS, EndpointSpec, Keyset
 from sched_assets.defs.keys import RAW_SCHEMA, raw_key, raw_table
+from sched_assets.defs.partitions import run_accounts
 from sched_assets.defs.resources import SchedApiResource
 from sched_assets.frames.columns import column_types, key_columns
 from sched_assets.storage import NullKeys, TableWrite, WarehouseResource, WriteMode
+from sched_assets.storage.write import TableWrites
 
 if TYPE_CHECKING:  # no `from __future__ import annotations`: Dagster reads the asset parameters' types
     from sched_assets.api.client import SchedApiClient, SyncStats
     from sched_assets.frames.spill import Preview, TypingStats
 
 RAW_GROUP = "raw"
+# A raw output is one TableWrite, or with many accounts one scoped TableWrite per account of the run.
+TABLE_WRITES = dg.PythonObjectDagsterType((TableWrite, TableWrites), name="TableWrite")
 CURSOR_KEY = "cursor_updated_at"
 CURSOR_COLUMN = "updated_at"  # paged resources sync incrementally on the API's `updatedAt`
 
@@ -145,22 +150,21 @@ def _previous_cursor(context: dg.AssetExecutionContext, key: dg.AssetKey, source
     return str(cursor.value) if cursor.value else None
 
 
-def _plan(
-    context: dg.AssetExecutionContext,
+def plan_sync(
     config: SourceSyncConfig,
-    source: str,
-    warehouse: WarehouseResource,
     spec: EndpointSpec,
+    previous: str | None,
+    table_present: Callable[[str], bool],
 ) -> SyncPlan:
+    """How to read `spec` given the cursor recorded by the last sync (`previous`) and the warehouse."""
     if not spec.paged:
         return SyncPlan(WriteMode.REPLACE, "whole resource (no change filters)")
-    previous = _previous_cursor(context, raw_key(spec.name), source)
     full = spec.full_order
     if config.full_refresh:
         return SyncPlan(WriteMode.REPLACE, "full refresh requested", full, previous_cursor=previous)
     if previous is None or spec.incremental_order is None:
         return SyncPlan(WriteMode.REPLACE, "first sync from this source: full refresh", full)
-    if not warehouse.get_warehouse().table_exists(raw_table(spec.name)):
+    if not table_present(raw_table(spec.name)):
         return SyncPlan(
             WriteMode.REPLACE, "table missing in this database: full refresh", full, previous_cursor=previous
         )
@@ -219,7 +223,7 @@ def _preview(fetched: Fetched) -> str:
     return markdown_table(preview.columns, preview.rows)
 
 
-def _fetch_all(
+def fetch_all(
     client: "SchedApiClient",
     plans: dict[str, SyncPlan],
     selected: list[EndpointSpec],
@@ -263,7 +267,7 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
         name="raw_sources",
         outs={
             raw_key(spec.name).to_python_identifier(): dg.AssetOut.from_spec(
-                _asset_spec(spec), dagster_type=TableWrite, is_required=False
+                _asset_spec(spec), dagster_type=TABLE_WRITES, is_required=False
             )
             for spec in endpoints
         },
@@ -278,6 +282,12 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
         warehouse: WarehouseResource,
     ):
         selected = [by_key[key] for key in by_key if key in context.selected_asset_keys]
+        accounts = run_accounts(context)
+        if accounts is not None:
+            from sched_assets.defs.account_sync import sync_accounts
+
+            yield from sync_accounts(context, config, sched_api, warehouse, selected, accounts)
+            return
         if sched_api.is_demo:
             context.log.warning(
                 "DEMO MODE: SCHED_API_KEY and SCHED_API_BASE_URL are not set, so this run syncs the built-in "
@@ -291,13 +301,17 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
             raise dg.Failure(description=str(exc)) from None
         warehouse.get_write_warehouse().check_writable()
         source = sched_api.source
-        plans = {spec.name: _plan(context, config, source, warehouse, spec) for spec in selected}
+        exists = warehouse.get_warehouse().table_exists
+        plans = {
+            spec.name: plan_sync(config, spec, _previous_cursor(context, raw_key(spec.name), source), exists)
+            for spec in selected
+        }
 
         with (
             tempfile.TemporaryDirectory(prefix="sched_assets_") as tmp,
             sched_api.build_client(client_config, context.log) as client,
         ):
-            fetched = _fetch_all(client, plans, selected, Path(tmp))
+            fetched = fetch_all(client, plans, selected, Path(tmp))
             # Every fetch succeeded: now write, one table at a time (DuckDB has one writer).
             for item in fetched:
                 yield _output(item, source, context.log)
@@ -322,6 +336,14 @@ def _cursor(item: Fetched, incomplete: bool) -> str:
 
 
 def _output(item: Fetched, source: str, log: Any) -> dg.Output:
+    write, metadata = fetched_write(item, source, log)
+    return dg.Output(write, output_name=raw_key(item.spec.name).to_python_identifier(), metadata=metadata)
+
+
+def fetched_write(
+    item: Fetched, source: str, log: Any, scope: dict[str, str] | None = None
+) -> tuple[TableWrite, dict[str, Any]]:
+    """The table write of one fetched resource and the metadata that describes its read."""
     spec = item.spec
     mode = item.plan.mode
     incomplete = not item.stats.complete
@@ -330,13 +352,16 @@ def _output(item: Fetched, source: str, log: Any) -> dg.Output:
         # Upsert it (never delete on partial evidence) and keep the old cursor so nothing is skipped.
         mode = WriteMode.MERGE
         log.warning(
-            f"{spec.name}: this read is incomplete (stopped by: {item.stats.stopped_by}; rows the server "
+            f"{spec.name}{f' ({scope})' if scope else ''}: this read is incomplete (stopped by: {item.stats.stopped_by}; rows the server "
             f"counts after the read: {item.stats.rows_counted_after}). Its rows are merged; no row is "
             "deleted and the incremental cursor is not advanced."
         )
     stats, typing_stats = item.stats, item.typing_stats
     shapes = ", ".join(sorted(stats.shapes)) or "none"
-    log.info(f"{spec.name}: {typing_stats.rows} records in {stats.pages} page(s), response shape: {shapes}")
+    who = f"[{scope and next(iter(scope.values()))}] " if scope else ""
+    log.info(
+        f"{who}{spec.name}: {typing_stats.rows} records in {stats.pages} page(s), response shape: {shapes}"
+    )
     metadata: dict[str, Any] = {
         "source": source,
         "sync_plan": item.plan.reason,
@@ -370,5 +395,6 @@ def _output(item: Fetched, source: str, log: Any) -> dg.Output:
         # A record without a usable key cannot be upserted: storage leaves it out and counts it.
         null_keys=NullKeys.SKIP,
         version_column=CURSOR_COLUMN if spec.paged else None,
+        scope=scope or {},
     )
-    return dg.Output(write, output_name=raw_key(spec.name).to_python_identifier(), metadata=metadata)
+    return write, metadata

@@ -16,7 +16,7 @@ from pydantic import Field
 from .errors import InvalidWriteError
 from .naming import table_for_key
 from .resource import WarehouseResource
-from .write import TableWrite, WriteResult
+from .write import TableWrite, TableWrites, WriteResult
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
@@ -44,6 +44,14 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             return
         key = _asset_key(context)
         table = table_for_key(key.path)
+        if isinstance(obj, TableWrites):
+            self._write_scoped(context, str(table), obj)
+            return
+        if context.has_asset_partitions:
+            raise InvalidWriteError(
+                f"{key.to_user_string()} is partitioned: return TableWrites (one scoped TableWrite per "
+                f"partition) for {table}, not {type(obj).__name__}"
+            )
         if not isinstance(obj, TableWrite):
             raise InvalidWriteError(
                 f"WarehouseIOManager stores TableWrite outputs only; {key.to_user_string()} returned "
@@ -51,17 +59,18 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 "write the table with SQL through the `warehouse` resource and return a MaterializeResult."
             )
         result = self.warehouse.get_write_warehouse().write(str(table), obj)
-        context.log.info(
-            f"{result.mode} {table}: {result.rows_inserted} inserted, {result.rows_updated} updated, "
-            f"{result.rows_deleted} deleted, {result.rows_in_table} rows now, "
-            f"added columns {result.columns_added or 'none'} ({result.seconds:.2f}s)"
-        )
-        if result.rows_without_key:
-            context.log.warning(
-                f"{table}: {result.rows_without_key} row(s) had a null in primary key "
-                f"({', '.join(obj.primary_key)}) and were not stored."
-            )
+        _log_result(context, result, obj)
         context.add_output_metadata(output_metadata(result))
+
+    def _write_scoped(self, context: dg.OutputContext, table: str, obj: TableWrites) -> None:
+        """One transaction per scope (account): each account's rows land or stay exactly as they were."""
+        warehouse = self.warehouse.get_write_warehouse()
+        results = []
+        for write in obj.writes:
+            result = warehouse.write(table, write)
+            _log_result(context, result, write)
+            results.append(result)
+        context.add_output_metadata(scoped_output_metadata(results))
 
     def load_input(self, context: dg.InputContext) -> Any:
         """Refused: the derived assets read tables with SQL, never as inputs."""
@@ -72,6 +81,40 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             "upstream asset in `deps=[...]` and read it with SQL: "
             "`with warehouse.get_connection(read_only=True) as con: ...`."
         )
+
+
+def _log_result(context: dg.OutputContext, result: WriteResult, write: TableWrite) -> None:
+    scope = "".join(f" [{column}={value}]" for column, value in write.scope.items())
+    context.log.info(
+        f"{result.mode} {result.table}{scope}: {result.rows_inserted} inserted, {result.rows_updated} "
+        f"updated, {result.rows_deleted} deleted, {result.rows_in_table} rows now, "
+        f"added columns {result.columns_added or 'none'} ({result.seconds:.2f}s)"
+    )
+    if result.rows_without_key:
+        context.log.warning(
+            f"{result.table}{scope}: {result.rows_without_key} row(s) had a null in primary key "
+            f"({', '.join(write.primary_key)}) and were not stored."
+        )
+
+
+def scoped_output_metadata(results: list[WriteResult]) -> dict[str, Any]:
+    """Metadata of several scoped writes to one table: counts summed over the scopes (accounts)."""
+    if len(results) == 1:
+        return output_metadata(results[0])
+    metadata = output_metadata(results[-1])
+    for name in (
+        "rows_written",
+        "rows_inserted",
+        "rows_updated",
+        "rows_deleted",
+        "rows_without_key",
+        "rows_deduplicated",
+    ):
+        metadata[name] = sum(getattr(result, name) for result in results)
+    metadata["dagster/row_count"] = dg.MetadataValue.int(sum(result.rows_in_table for result in results))
+    metadata["columns_added"] = dg.MetadataValue.json(sorted({c for r in results for c in r.columns_added}))
+    metadata["write_seconds"] = dg.MetadataValue.float(round(sum(result.seconds for result in results), 3))
+    return metadata
 
 
 def output_metadata(result: WriteResult) -> dict[str, Any]:
@@ -98,6 +141,4 @@ def _asset_key(context: dg.OutputContext) -> dg.AssetKey:
         raise dg.DagsterInvariantViolationError(
             "WarehouseIOManager stores asset outputs only (this output has no asset key)"
         )
-    if context.has_asset_partitions:
-        raise dg.DagsterInvariantViolationError("WarehouseIOManager does not support partitioned assets")
     return context.asset_key

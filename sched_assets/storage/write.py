@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .catalog import Column, row_count, table_columns
 from .errors import InvalidWriteError
-from .naming import TableName, quote_ident
+from .naming import TableName, quote_ident, quote_literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -78,6 +78,9 @@ class TableWrite:
     # Among rows with the same key, the one with the greatest value here wins (then the last in input
     # order): parallel reads deliver rows out of order, and a row edited mid-read is seen twice.
     version_column: str | None = None
+    # Constant columns that select this write's share of a shared table (e.g. `{"account": "acme"}`):
+    # stored first in every row, leading the key, and a replace deletes only the rows that match them.
+    scope: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", _member(WriteMode, self.mode, "write mode"))
@@ -87,6 +90,17 @@ class TableWrite:
         object.__setattr__(self, "data", _normalized_data(self.data))
         if self.mode is WriteMode.MERGE and not key:
             raise InvalidWriteError("a merge needs a primary_key to match rows on; none was given")
+
+
+@dataclass(frozen=True)
+class TableWrites:
+    """Several scoped writes to one table (one per account of a run), each its own transaction."""
+
+    writes: tuple[TableWrite, ...]
+
+    def __post_init__(self) -> None:
+        if any(not write.scope for write in self.writes):
+            raise InvalidWriteError("every write of a TableWrites needs a scope (e.g. {'account': name})")
 
 
 @dataclass
@@ -149,14 +163,26 @@ def _write(
     con: duckdb.DuckDBPyConnection, table: TableName, write: TableWrite, source: Source
 ) -> WriteResult:
     existing = table_columns(con, table)
+    _check_scope(con, table, existing, write.scope, source)
+    scope_targets = {col: _existing_or(existing, col, "VARCHAR") for col in write.scope}
     targets = _target_columns(source.schema, existing, write.column_types)
     select = {
-        target: _cast_expression(col, source.schema[col].nested, type_)
-        for col, (target, type_) in targets.items()
+        **{target: quote_literal(write.scope[col]) for col, (target, _) in scope_targets.items()},
+        **{
+            target: _cast_expression(col, source.schema[col].nested, type_)
+            for col, (target, type_) in targets.items()
+        },
     }
+    targets = {**scope_targets, **targets}  # scope columns lead the table
     key = tuple(targets[col][0] for col in write.primary_key)
-    # Ranked and checked on the cast values: "1" and "01" into a BIGINT key are one key.
+    # Ranked and checked on the cast values: "1" and "01" into a BIGINT key are one key. The scope is
+    # one constant, so it takes no part in deduplicating the incoming rows, only in matching stored ones.
     key_exprs = [select[col] for col in key]
+    key = tuple(target for target, _ in scope_targets.values()) + key
+    scoped = " AND ".join(
+        f"{quote_ident(target)} = {quote_literal(write.scope[col])}"
+        for col, (target, _) in scope_targets.items()
+    )
     stats = _key_stats(con, source, key_exprs)
     if stats.rows_without_key and write.null_keys is NullKeys.REFUSE:
         raise InvalidWriteError(
@@ -170,7 +196,8 @@ def _write(
     version = select[targets[write.version_column][0]] if write.version_column in targets else None
     with _incoming_rows(con, source, select, key_exprs, stats, version) as rows:
         if write.mode is WriteMode.REPLACE:
-            deleted = _count(con.execute(f"DELETE FROM {table.sql}"))
+            where = f" WHERE {scoped}" if scoped else ""
+            deleted = _count(con.execute(f"DELETE FROM {table.sql}{where}"))
             inserted = _insert(con, table, list(select), rows)
         else:
             updated, inserted = _merge(con, table, list(select), key, rows)
@@ -178,7 +205,7 @@ def _write(
     return WriteResult(
         table=str(table),
         mode=write.mode,
-        rows_in_table=row_count(con, table),
+        rows_in_table=_scoped_count(con, table, scoped) if scoped else row_count(con, table),
         rows_written=inserted + updated,
         rows_inserted=inserted,
         rows_updated=updated,
@@ -190,6 +217,40 @@ def _write(
         rows_without_key=stats.rows_without_key,
         rows_deduplicated=stats.superseded,
     )
+
+
+def _existing_or(existing: list[Column] | None, column: str, type_: str) -> tuple[str, str]:
+    """The table's own spelling and type of `column` if it has one, else `(column, type_)`."""
+    for name, existing_type in existing or []:
+        if name.casefold() == column.casefold():
+            return name, existing_type
+    return column, type_
+
+
+def _check_scope(
+    con: duckdb.DuckDBPyConnection,
+    table: TableName,
+    existing: list[Column] | None,
+    scope: Mapping[str, str],
+    source: Source,
+) -> None:
+    """Refuse a scoped write that would mix with unscoped rows, or whose data has a scope column."""
+    if not scope:
+        return
+    clash = [col for col in scope if col.casefold() in {name.casefold() for name in source.schema}]
+    if clash:
+        raise InvalidWriteError(f"the data has column(s) {clash}, which this write sets for its scope")
+    have = {name.casefold() for name, _ in existing or []}
+    missing = [col for col in scope if col.casefold() not in have]
+    if existing is not None and missing and row_count(con, table) > 0:
+        raise InvalidWriteError(
+            f"{table} holds rows without the column(s) {missing} (written in single-account mode); "
+            "point SCHED_DUCKDB_PATH at a new warehouse for many accounts, or drop the table"
+        )
+
+
+def _scoped_count(con: duckdb.DuckDBPyConnection, table: TableName, where: str) -> int:
+    return _count(con.execute(f"SELECT count(*) FROM {table.sql} WHERE {where}"))
 
 
 def _cast_expression(column: str, nested: bool, target_type: str) -> str:

@@ -1,0 +1,109 @@
+"""Never two syncs of one API key at once, whoever launched them: a lock keyed by the key's hash.
+
+On a Postgres-backed Dagster instance the lock is a Postgres advisory lock, so it holds across every
+machine that shares the instance, and the server drops it when the holder's connection ends (a killed
+run never leaves it behind). Otherwise it is a file lock in the instance's storage directory (one
+machine). The key's value is never stored or logged: only a 64-bit keyed hash of it names the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+_PERSON = b"sched-key-lock"  # domain separation: this hash means nothing anywhere else
+_POLL_SECONDS = 0.5
+
+
+class KeyLockTimeout(TimeoutError):
+    """Another run held the account's key for longer than the wait allowed."""
+
+
+def lock_id(api_key: str) -> int:
+    """A signed 64-bit id for the key (Postgres advisory locks take a bigint)."""
+    digest = hashlib.blake2b(api_key.encode(), digest_size=8, person=_PERSON).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@contextlib.contextmanager
+def key_lock(
+    api_key: str, account: str, *, postgres_url: str | None, lock_dir: Path, timeout: float
+) -> Iterator[float]:
+    """Hold the key's lock for the block; yields the seconds waited. `KeyLockTimeout` after `timeout`."""
+    if postgres_url:
+        with _advisory_lock(lock_id(api_key), account, postgres_url, timeout) as waited:
+            yield waited
+    else:
+        with _file_lock(
+            lock_dir / f"key-{lock_id(api_key) & (2**64 - 1):016x}.lock", account, timeout
+        ) as waited:
+            yield waited
+
+
+def _timeout(account: str, timeout: float) -> KeyLockTimeout:
+    return KeyLockTimeout(
+        f"account {account!r}: another run has been syncing the same API key for over {timeout:g} s, so "
+        "this sync did not start (two syncs of one key would share its rate limit and race on its rows). "
+        "It runs again with the next schedule tick or backfill; raise account_lock_timeout_seconds to wait longer."
+    )
+
+
+@contextlib.contextmanager
+def _advisory_lock(key: int, account: str, postgres_url: str, timeout: float) -> Iterator[float]:
+    import psycopg2
+
+    con = psycopg2.connect(_libpq_url(postgres_url))
+    try:
+        con.autocommit = True
+        started = time.monotonic()
+        with con.cursor() as cur:
+            while True:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                if cur.fetchone()[0]:
+                    break
+                if time.monotonic() - started >= timeout:
+                    raise _timeout(account, timeout)
+                time.sleep(_POLL_SECONDS)
+        yield time.monotonic() - started
+        with con.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    finally:
+        con.close()  # also releases the lock if the block raised
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, account: str, timeout: float) -> Iterator[float]:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        started = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - started >= timeout:
+                    raise _timeout(account, timeout) from None
+                time.sleep(_POLL_SECONDS)
+        yield time.monotonic() - started
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _libpq_url(url: str) -> str:
+    """SQLAlchemy's `postgresql+psycopg2://...` as the `postgresql://...` URI libpq reads."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.split('+', 1)[0]}{sep}{rest}" if sep else url
+
+
+def instance_postgres_url(instance: object) -> str | None:
+    """The Postgres URL of a Dagster instance's run storage, or None when it is not on Postgres."""
+    storage = getattr(instance, "run_storage", None)
+    url = getattr(storage, "postgres_url", None)
+    return str(url) if url else None

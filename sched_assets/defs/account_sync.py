@@ -1,0 +1,270 @@
+"""The raw sync of the accounts one run covers (many-accounts mode, `SCHED_ACCOUNTS_FILE`).
+
+Each account is synced as the single-account mode syncs its one account, on its own: its key from
+the variable the accounts file names, its own client and rate-limit budget, its own lock on the key
+(`accounts.lock`: never two syncs of one key at once, across runs and machines), its own cursor, and
+its own transaction per table (its rows of the shared `raw.<table>`, `account` leading the key).
+Accounts run in parallel threads (`account_concurrency`).
+
+When every account of the run is fetched, the tables go to the IO manager as `TableWrites` (one
+scoped write per account). When some fail, the others are still written, each reported as a
+materialization of its own partition, and the step fails naming the failed accounts and why: their
+partitions show as failed, their rows stay exactly as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from sched_assets.accounts import ACCOUNT_COLUMN, Account, AccountsFileError
+from sched_assets.api.errors import ApiError
+from sched_assets.api.specs import EndpointSpec
+from sched_assets.defs.keys import raw_key, raw_table
+from sched_assets.defs.resources import SchedApiResource
+from sched_assets.defs.sources import (
+    CURSOR_KEY,
+    Fetched,
+    SourceSyncConfig,
+    fetch_all,
+    fetched_write,
+    plan_sync,
+)
+from sched_assets.storage import WarehouseResource
+from sched_assets.storage.catalog import table_columns
+from sched_assets.storage.io_manager import output_metadata
+from sched_assets.storage.naming import TableName, quote_ident
+from sched_assets.storage.write import TableWrite, TableWrites
+
+if TYPE_CHECKING:
+    from sched_assets.accounts.registry import AccountRegistry
+
+ACCOUNT_CURSORS = "account_cursors"  # {account: {"source": ..., "cursor": ...}} in the metadata
+_SUMMED = (
+    "records_fetched",
+    "pages",
+    "requests",
+    "retries",
+    "throttled_429",
+    "rate_limit_waits",
+    "values_converted",
+    "values_kept_in_extra",
+    "rows_without_updated_at",
+)
+
+
+@dataclass
+class AccountFetched:
+    """One account, fetched and spilled, holding its key lock until its tables are written."""
+
+    account: Account
+    source: str
+    fetched: list[Fetched]
+    lock: contextlib.ExitStack
+    lock_wait_seconds: float
+
+
+def sync_accounts(
+    context: dg.AssetExecutionContext,
+    config: SourceSyncConfig,
+    sched_api: SchedApiResource,
+    warehouse: WarehouseResource,
+    selected: list[EndpointSpec],
+    names: list[str],
+) -> Iterator[dg.Output]:
+    """Fetch the run's accounts in parallel, then write them (see the module docstring)."""
+    try:
+        registry = sched_api.account_registry()
+    except (AccountsFileError, ApiError) as exc:
+        raise dg.Failure(description=str(exc)) from None
+    warehouse.get_write_warehouse().check_writable()
+    fetched: dict[str, AccountFetched] = {}
+    failed: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="sched_assets_") as tmp, contextlib.ExitStack() as locks:
+        workers = max(1, min(len(names), sched_api.account_concurrency))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sched-account") as pool:
+            futures = {
+                name: pool.submit(
+                    _fetch_account, context, config, sched_api, warehouse, registry, name, selected, Path(tmp)
+                )
+                for name in names
+            }
+            for name, future in futures.items():
+                try:
+                    fetched[name] = future.result()
+                    locks.enter_context(fetched[name].lock)
+                except Exception as exc:
+                    failed[name] = _reason(exc)
+                    context.log.error(f"account {name!r} failed, nothing of it was written: {failed[name]}")
+        if not failed:
+            yield from _outputs(context, selected, [fetched[name] for name in names])
+            return
+        written = _write_directly(context, warehouse, selected, fetched, failed)
+    raise dg.Failure(
+        description=f"{len(failed)} of {len(names)} account(s) failed and kept their previous rows: "
+        + "; ".join(f"{name}: {reason.rstrip('.')}" for name, reason in failed.items())
+        + (f". Written: {', '.join(written)}." if written else ".")
+    )
+
+
+def _fetch_account(
+    context: dg.AssetExecutionContext,
+    config: SourceSyncConfig,
+    sched_api: SchedApiResource,
+    warehouse: WarehouseResource,
+    registry: AccountRegistry,
+    name: str,
+    selected: list[EndpointSpec],
+    tmp: Path,
+) -> AccountFetched:
+    from sched_assets.accounts.lock import instance_postgres_url, key_lock
+
+    account = registry.get(name)
+    client_config = sched_api.account_client_config(account)  # a missing key fails here, before any request
+    source = sched_api.account_source(account)
+    lock = contextlib.ExitStack()
+    try:
+        waited = lock.enter_context(
+            key_lock(
+                client_config.api_key,
+                name,
+                postgres_url=instance_postgres_url(context.instance),
+                lock_dir=Path(context.instance.storage_directory()) / "sched_key_locks",
+                timeout=sched_api.account_lock_timeout_seconds,
+            )
+        )
+        if waited >= 1:
+            context.log.info(f"account {name!r}: waited {waited:.1f} s for another run syncing its key")
+        plans = {
+            spec.name: plan_sync(
+                config,
+                spec,
+                _previous_cursor(context.instance, raw_key(spec.name), name, source),
+                lambda table: _has_rows(warehouse, table, name),
+            )
+            for spec in selected
+        }
+        directory = tmp / name
+        directory.mkdir()
+        with sched_api.build_client(client_config, context.log) as client:
+            fetched = fetch_all(client, plans, selected, directory)
+        return AccountFetched(account, source, fetched, lock, waited)
+    except BaseException:
+        lock.close()
+        raise
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, dg.Failure):
+        return exc.description or type(exc).__name__
+    if isinstance(exc, ApiError | AccountsFileError | TimeoutError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _previous_cursor(instance: dg.DagsterInstance, key: dg.AssetKey, account: str, source: str) -> str | None:
+    """The cursor the account's last materialization of `key` recorded for it, from the same source."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[account]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    entry = records[0].asset_materialization.metadata.get(ACCOUNT_CURSORS)
+    mine = (entry.value or {}).get(account) if entry is not None and isinstance(entry.value, dict) else None
+    if not isinstance(mine, dict) or mine.get("source") != source:
+        return None
+    return mine.get("cursor") or None
+
+
+def _has_rows(warehouse: WarehouseResource, table: str, account: str) -> bool:
+    """Whether the account has rows in `table` (an incremental read needs its earlier rows to be there)."""
+    if not warehouse.get_warehouse().table_exists(table):
+        return False
+    name = TableName.parse(table)
+    with warehouse.get_connection(read_only=True) as con:
+        if table_columns(con, name) is None:
+            return False
+        rows = con.execute(
+            f"SELECT 1 FROM {name.sql} WHERE {quote_ident(ACCOUNT_COLUMN)} = ? LIMIT 1", [account]
+        ).fetchall()
+    return bool(rows)
+
+
+def _account_write(item: Fetched, account: AccountFetched, log: Any) -> tuple[TableWrite, dict[str, Any]]:
+    write, metadata = fetched_write(item, account.source, log, scope={ACCOUNT_COLUMN: account.account.name})
+    if item.spec.paged:
+        cursor = metadata.pop(CURSOR_KEY)
+        metadata[ACCOUNT_CURSORS] = {account.account.name: {"source": account.source, "cursor": cursor}}
+    metadata["account"] = account.account.name
+    return write, metadata
+
+
+def _outputs(
+    context: dg.AssetExecutionContext, selected: list[EndpointSpec], accounts: list[AccountFetched]
+) -> Iterator[dg.Output]:
+    for spec in selected:
+        writes: list[TableWrite] = []
+        metadata: list[dict[str, Any]] = []
+        for account in accounts:
+            [item] = [item for item in account.fetched if item.spec.name == spec.name]
+            write, meta = _account_write(item, account, context.log)
+            writes.append(write)
+            metadata.append(meta)
+        yield dg.Output(
+            TableWrites(tuple(writes)),
+            output_name=raw_key(spec.name).to_python_identifier(),
+            metadata=_combined(metadata),
+        )
+
+
+def _combined(metadata: list[dict[str, Any]]) -> dict[str, Any]:
+    """One table's metadata over the run's accounts (counts summed; the cursors of every account)."""
+    if len(metadata) == 1:
+        return {**metadata[0], ACCOUNT_CURSORS: dg.MetadataValue.json(metadata[0].get(ACCOUNT_CURSORS, {}))}
+    merged = dict(metadata[0])
+    for name in _SUMMED:
+        if name in merged:
+            merged[name] = sum(meta[name] for meta in metadata)
+    merged["fetch_seconds"] = max(meta["fetch_seconds"] for meta in metadata)
+    merged["complete_read"] = all(meta["complete_read"] for meta in metadata)
+    sources = {meta["source"] for meta in metadata}
+    merged["source"] = sources.pop() if len(sources) == 1 else "several (see account_cursors)"
+    merged["account"] = ", ".join(meta["account"] for meta in metadata)
+    cursors = {name: value for meta in metadata for name, value in meta.get(ACCOUNT_CURSORS, {}).items()}
+    merged[ACCOUNT_CURSORS] = dg.MetadataValue.json(cursors)
+    return merged
+
+
+def _write_directly(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    selected: list[EndpointSpec],
+    fetched: dict[str, AccountFetched],
+    failed: dict[str, str],
+) -> list[str]:
+    """Write the accounts that were fetched, each a materialization of its own partition."""
+    written: list[str] = []
+    target = warehouse.get_write_warehouse()
+    for name, account in fetched.items():
+        events: list[dg.AssetMaterialization] = []
+        try:
+            for spec in selected:
+                [item] = [item for item in account.fetched if item.spec.name == spec.name]
+                write, meta = _account_write(item, account, context.log)
+                result = target.write(raw_table(spec.name), write)
+                metadata = {**_combined([meta]), **output_metadata(result)}
+                events.append(dg.AssetMaterialization(raw_key(spec.name), partition=name, metadata=metadata))
+        except Exception as exc:  # its earlier tables are written; the partition is reported failed
+            failed[name] = f"written in part, then {_reason(exc)}"
+            continue
+        for event in events:
+            context.log_event(event)
+        written.append(name)
+    return written
