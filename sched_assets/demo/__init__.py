@@ -9,6 +9,9 @@
 - Bookings filters and keyset reads (query.py, over the maintained orders of orders.py); an account
   that changes while it is read (live.py, the `Faults` live-change knobs).
 - `demo_transport` (in-process httpx) and `serve` (a real local socket) deliver it.
+- Several accounts behind one server, one key each (accounts.py): `demo_accounts(n, bookings)`
+  describes them (`DemoAccountKey`), `DemoApi(accounts=...)` serves them, `write_accounts_file`
+  writes the accounts file (`SCHED_ACCOUNTS_FILE`) and its keys (`.env`).
 
 Pure Python: standard library, httpx and orjson only.
 
@@ -23,6 +26,15 @@ from typing import TYPE_CHECKING
 from sched_assets.lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from sched_assets.demo.accounts import (
+        ACCOUNT_ID_STRIDE,
+        AccountsFiles,
+        DemoAccountKey,
+        accounts_env,
+        accounts_yaml,
+        demo_accounts,
+        write_accounts_file,
+    )
     from sched_assets.demo.app import DEMO_API_KEY, DemoApi, DemoResponse, Stats
     from sched_assets.demo.faults import Faults
     from sched_assets.demo.generator import AS_OF, BOOKING_ID_BASE, RESOURCES, SHAPES, DemoAccount
@@ -32,6 +44,13 @@ if TYPE_CHECKING:
     from sched_assets.demo.transport import DEMO_BASE_URL, demo_transport
 
 _MODULES = {
+    "ACCOUNT_ID_STRIDE": "accounts",
+    "AccountsFiles": "accounts",
+    "DemoAccountKey": "accounts",
+    "accounts_env": "accounts",
+    "accounts_yaml": "accounts",
+    "demo_accounts": "accounts",
+    "write_accounts_file": "accounts",
     "DEMO_API_KEY": "app",
     "DemoApi": "app",
     "DemoResponse": "app",
@@ -53,6 +72,7 @@ _MODULES = {
 }
 
 __all__ = [
+    "ACCOUNT_ID_STRIDE",
     "AS_OF",
     "BOOKING_ID_BASE",
     "DEMO_API_KEY",
@@ -62,15 +82,21 @@ __all__ = [
     "DEMO_SECRETS",
     "RESOURCES",
     "SHAPES",
+    "AccountsFiles",
     "DemoAccount",
+    "DemoAccountKey",
     "DemoApi",
     "DemoResponse",
     "DemoServer",
     "Faults",
     "RateLimit",
     "Stats",
+    "accounts_env",
+    "accounts_yaml",
+    "demo_accounts",
     "demo_transport",
     "serve",
+    "write_accounts_file",
 ]
 
 

@@ -2,6 +2,10 @@
 
 `--shape nested` serves a second data set with far more nested bookings (many attendees, seated
 bookings, custom answers of mixed types, rich metadata), so benchmarks do not tune to one shape.
+
+`--accounts 3` serves three accounts instead (demo-001..demo-003), one key each, each with its own
+data, rate-limit window and faults; `--bookings` is then the mean per account, and
+`--write-accounts accounts.yaml` writes the accounts file and the keys (accounts.env) for the sync.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
-from sched_assets.demo.app import DEMO_API_KEY, DemoApi
+from sched_assets.demo.accounts import DemoAccountKey, accounts_env, demo_accounts, write_accounts_file
+from sched_assets.demo.app import DEFAULT_RESIDENT_ACCOUNTS, DEMO_API_KEY, DemoApi
 from sched_assets.demo.faults import Faults
 from sched_assets.demo.generator import SHAPES, DemoAccount
 from sched_assets.demo.ratelimit import RateLimit
-from sched_assets.demo.server import serve
+from sched_assets.demo.server import DemoServer, serve
 
 
 def _fail_status(text: str) -> tuple[str, int]:
@@ -43,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="standard",
         help="booking data set: standard, or nested (3-12 attendees, ~45%% seated, many custom answers)",
     )
-    p.add_argument("--api-key", default=DEMO_API_KEY)
+    p.add_argument("--api-key", default=None, help=f"the one account's key (default {DEMO_API_KEY})")
     p.add_argument("--root", default="/v2", help="API root path (e.g. /v1 for guide-style paths)")
     p.add_argument("--rate-limit", default="none", help="LIMIT/WINDOW/BLOCK, e.g. 120/60/60 (default: none)")
     p.add_argument(
@@ -51,7 +58,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="render every booking's JSON at start, so serving costs little (benchmarks measure the clients)",
     )
-    faults = p.add_argument_group("faults (all off by default)")
+    many = p.add_argument_group("many accounts (one key each; default: one account)")
+    many.add_argument(
+        "--accounts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve N accounts (PREFIX-001...); --bookings is the mean per account, --rate-limit per key",
+    )
+    many.add_argument("--account-prefix", default="demo", help="account names: PREFIX-001, PREFIX-002, ...")
+    many.add_argument(
+        "--write-accounts",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write the accounts file (e.g. accounts.yaml, base_url = this server) and its keys (accounts.env)",
+    )
+    many.add_argument(
+        "--resident",
+        type=int,
+        default=DEFAULT_RESIDENT_ACCOUNTS,
+        metavar="N",
+        help="accounts kept built at once (least recently used ones are rebuilt on demand); 0 = all",
+    )
+    faults = p.add_argument_group("faults (all off by default; with --accounts each account rolls its own)")
     faults.add_argument("--fault-seed", type=int, default=0)
     faults.add_argument("--error-rate", type=float, default=0.0)
     faults.add_argument("--html-fraction", type=float, default=0.5)
@@ -120,9 +150,18 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.accounts is None and args.write_accounts is not None:
+        parser.error("--write-accounts needs --accounts N")
+    if args.accounts is not None and args.api_key is not None:
+        parser.error("--api-key is for one account; with --accounts each key is derived from its name")
+    if args.accounts is not None and args.accounts < 1:
+        parser.error("--accounts must be at least 1")
     # Stop on Ctrl-C / SIGINT even when started as a background job (which inherits SIGINT ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.accounts is not None:
+        return _serve_many(args)
     faults = faults_from_args(args)
     started = time.perf_counter()
     account = DemoAccount(
@@ -132,24 +171,106 @@ def main(argv: list[str] | None = None) -> int:
         account.prerender()
     api = DemoApi(
         account,
-        api_key=args.api_key,
+        api_key=args.api_key or DEMO_API_KEY,
         root=args.root,
         faults=faults,
         rate_limit=RateLimit.parse(args.rate_limit),
     )
     server = serve(api, port=args.port, host=args.host, timeout_stall=args.timeout_stall)
     took = time.perf_counter() - started
-    print(f"Demo API: {server.url}  ({account.booking_count} {args.shape} bookings, built in {took:.1f}s)")
-    print(f"API key:  {api.api_key}")
-    print(f"Admin:    {server.base_url}/_demo/stats")
-    sys.stdout.flush()  # a parent process reads the URL from our stdout
+
+    def announce() -> None:
+        print(
+            f"Demo API: {server.url}  ({account.booking_count} {args.shape} bookings, built in {took:.1f}s)"
+        )
+        print(f"API key:  {api.api_key}")
+        print(f"Admin:    {server.base_url}/_demo/stats")
+
+    _run(server, announce)
+    return 0
+
+
+def _serve_many(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     try:
+        keys = demo_accounts(
+            args.accounts,
+            args.bookings,
+            prefix=args.account_prefix,
+            seed=args.seed,
+            shape=args.shape,
+            event_types=args.event_types,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    api = DemoApi(
+        accounts=keys,
+        root=args.root,
+        faults=faults_from_args(args),
+        rate_limit=RateLimit.parse(args.rate_limit),
+        resident_accounts=args.resident or None,
+    )
+    if args.prerender:  # every account built and rendered now, and kept: fast serving, memory for all
+        for key in keys:
+            api.account_for(key.name).prerender()
+    server = serve(api, port=args.port, host=args.host, timeout_stall=args.timeout_stall)
+    took = time.perf_counter() - started
+    _run(server, lambda: _announce_many(args, keys, server, took))
+    return 0
+
+
+def _announce_many(
+    args: argparse.Namespace, keys: list[DemoAccountKey], server: DemoServer, took: float
+) -> None:
+    total = sum(key.bookings for key in keys)
+    built = "built and rendered" if args.prerender else "each built on its first request; ready"
+    print(
+        f"Demo API: {server.url}  ({len(keys)} accounts, {total} {args.shape} bookings in all, "
+        f"{built} in {took:.1f}s)"
+    )
+    limit = RateLimit.parse(args.rate_limit)
+    print(
+        f"Accounts: {_names(keys)}; "
+        + (f"rate limit {args.rate_limit} per key" if limit else "no rate limit")
+    )
+    if args.write_accounts is not None:
+        files = write_accounts_file(keys, args.write_accounts, base_url=server.url)
+        print(f"Accounts file: {files.accounts.resolve()}  (SCHED_ACCOUNTS_FILE; base_url {server.url})")
+        print(f"Keys:          {files.env.resolve()}  (SCHED_ACCOUNTS_FILE and one SCHED_API_KEY__* each)")
+        print(
+            f"Use them:      set -a; . {files.env.resolve()}; set +a   # or copy it to .env for `dagster dev`"
+        )
+        print(
+            "               uv run dagster asset materialize -m sched_assets.definitions --select '*' "
+            f"--partition {keys[0].name}"
+        )
+    else:
+        shown = keys if len(keys) <= 5 else keys[:3]
+        print("Keys (export them, or pass --write-accounts accounts.yaml to write them to accounts.env):")
+        for line in accounts_env(shown).splitlines()[1:]:
+            print(f"  {line}")
+        if len(shown) < len(keys):
+            print(f"  ... and {len(keys) - len(shown)} more")
+    print(
+        f"Admin:    {server.base_url}/_demo/stats  (?account=NAME for one; {server.base_url}/_demo/accounts)"
+    )
+
+
+def _names(keys: list[DemoAccountKey]) -> str:
+    return keys[0].name if len(keys) == 1 else f"{keys[0].name} ... {keys[-1].name}"
+
+
+def _run(server: DemoServer, announce: Callable[[], None]) -> None:
+    """Print what is served, then serve until Ctrl-C / SIGINT (which may arrive while printing)."""
+    try:
+        announce()
+        sys.stdout.flush()  # a parent process reads the URL from our stdout
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
-    return 0
 
 
 if __name__ == "__main__":

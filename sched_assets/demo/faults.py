@@ -131,12 +131,13 @@ class Roll:
 
 class FaultDice:
     """Draws a `Roll` per request from the faults' seed; `live` is the live changes' own stream
-    (separate, so turning live changes on does not shift the sequence of faults)."""
+    (separate, so turning live changes on does not shift the sequence of faults). A `salt` (an
+    account's name when one server serves several) gives each account its own sequences."""
 
-    def __init__(self, faults: Faults) -> None:
+    def __init__(self, faults: Faults, salt: str = "") -> None:
         self.faults = faults
-        self._rng = random.Random(f"demo-faults:{faults.seed}")
-        self.live = random.Random(f"demo-live:{faults.seed}")
+        self._rng = random.Random(f"demo-faults:{faults.seed}{salt}")
+        self.live = random.Random(f"demo-live:{faults.seed}{salt}")
 
     def roll(self) -> Roll:
         f, rng = self.faults, self._rng

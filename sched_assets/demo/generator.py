@@ -55,7 +55,7 @@ __all__ = [
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 AS_OF_EPOCH = to_epoch(AS_OF)
 YEAR = 2026
-BOOKING_ID_BASE = 40_001  # booking id = BOOKING_ID_BASE + slot
+BOOKING_ID_BASE = 40_001  # booking id = BOOKING_ID_BASE + slot (an account's `booking_id_base`)
 RESOURCES = tuple(spec.name for spec in ENDPOINTS)
 ORDER_FIELDS = ("start", "end", "created", "updated")
 
@@ -117,6 +117,10 @@ class DemoAccount:
     or "nested" (3-12 attendees, ~45% seated bookings, a dozen custom answers, rich metadata). Both
     shapes have the same slots: ids, times, statuses, updatedAt and event type ids agree booking by
     booking, so only the payload differs.
+
+    Booking ids are `booking_id_base + slot` (default `BOOKING_ID_BASE`); accounts served side by
+    side get disjoint ranges (`accounts.py`), and `max_bookings` (default: no limit) caps how many
+    slots `add` may create, so an account never grows into the next one's range.
     """
 
     def __init__(
@@ -125,11 +129,17 @@ class DemoAccount:
         event_types: int | None = None,
         seed: int = 7,
         shape: str = "standard",
+        booking_id_base: int = BOOKING_ID_BASE,
+        max_bookings: int | None = None,
     ) -> None:
         if bookings < 0:
             raise ValueError("bookings must be >= 0")
+        if max_bookings is not None and bookings > max_bookings:
+            raise ValueError(f"bookings ({bookings}) must be <= max_bookings ({max_bookings})")
         self.shape = check_shape(shape)
         self.seed = seed
+        self.id_base = booking_id_base
+        self.max_bookings = max_bookings
         self.initial = bookings
         self.catalog: Catalog = build_catalog(seed, event_types, shape)
         self.factory = BookingFactory(self.catalog, seed, bookings, shape)
@@ -229,7 +239,7 @@ class DemoAccount:
 
     def slot_of(self, booking_id: int) -> int:
         """The slot of an existing booking; KeyError if it never existed or was deleted."""
-        slot = booking_id - BOOKING_ID_BASE
+        slot = booking_id - self.id_base
         if not 0 <= slot < len(self.start) or slot in self._deleted:
             raise KeyError(booking_id)
         return slot
@@ -240,7 +250,8 @@ class DemoAccount:
         cached = self._rendered.get(slot)
         if cached is not None and cached[0] == version:
             return cached[1]
-        rendered = orjson.dumps(self.record(slot))
+        # orjson's bytes keep its growth buffer (~8 KB for a 1.3 KB booking): cache an exact copy.
+        rendered = memoryview(orjson.dumps(self.record(slot))).tobytes()
         self._rendered[slot] = (version, rendered)
         return rendered
 
@@ -250,11 +261,16 @@ class DemoAccount:
             for slot in self.live_slots():
                 self.record_json(slot)
 
+    def drop_caches(self) -> None:
+        """Forget rendered bookings (they are re-rendered on demand); the data itself stays."""
+        with self.lock:
+            self._rendered.clear()
+
     def record(self, slot: int) -> Json:
         """The v2 record of a slot, exactly as GET /bookings returns it."""
         return self.factory.build(
             slot,
-            BOOKING_ID_BASE + slot,
+            self.id_base + slot,
             self.start[slot],
             self.end[slot],
             self.created[slot],
@@ -309,7 +325,7 @@ class DemoAccount:
                 picker = random.Random(f"demo-touch:{self.seed}:{self.generation}")
                 slots = sorted(live[i] for i in picker.sample(range(len(live)), k))
             else:
-                slots = sorted({b - BOOKING_ID_BASE for b in target if self._exists(b)})
+                slots = sorted({b - self.id_base for b in target if self._exists(b)})
             when = self._instant(at)
             order = self._orders.get("updated")
             if order is not None:
@@ -326,16 +342,16 @@ class DemoAccount:
             if order is not None:
                 order.insert(slots)
             self.generation += 1
-            return [BOOKING_ID_BASE + s for s in slots]
+            return [self.id_base + s for s in slots]
 
     def _exists(self, booking_id: int) -> bool:
-        slot = booking_id - BOOKING_ID_BASE
+        slot = booking_id - self.id_base
         return 0 <= slot < len(self.start) and slot not in self._deleted
 
     def delete(self, ids: Iterable[int]) -> int:
         """Hard-delete bookings (they vanish without a trace). Returns how many existed."""
         with self.lock:
-            slots = {b - BOOKING_ID_BASE for b in ids if self._exists(b)}
+            slots = {b - self.id_base for b in ids if self._exists(b)}
             if not slots:
                 return 0
             if self._live is not None:
@@ -353,9 +369,14 @@ class DemoAccount:
         filter ever matches them, so only a full refresh can find them.
         """
         with self.lock:
+            first = len(self.start)
+            if self.max_bookings is not None and first + n > self.max_bookings:
+                raise ValueError(
+                    f"cannot add {n} bookings: this account holds at most {self.max_bookings} "
+                    f"(its booking ids end at {self.id_base + self.max_bookings - 1})"
+                )
             when = self._instant(at)
             ets = self.catalog.event_types
-            first = len(self.start)
             for slot in range(first, first + n):
                 rng = random.Random(slot_key(self.seed, slot) ^ 0xADD)
                 e = rng.randrange(len(ets)) if ets else -1
@@ -374,7 +395,7 @@ class DemoAccount:
             for order in self._orders.values():
                 order.insert(new)
             self.generation += 1
-            return [BOOKING_ID_BASE + s for s in new]
+            return [self.id_base + s for s in new]
 
     # ---- the five small resources -----------------------------------------------------------
 

@@ -14,7 +14,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 
 from sched_assets.demo.faults import Faults
-from sched_assets.demo.generator import BOOKING_ID_BASE, DemoAccount
+from sched_assets.demo.generator import DemoAccount
 from sched_assets.demo.orders import Window
 from sched_assets.demo.pages import ServedPage
 
@@ -43,10 +43,10 @@ def apply_live_changes(
             edits = _pick(rng, order, last + 1, len(order), n_edits)
         else:
             edits = _pick(rng, account.live_slots(), 0, account.booking_count, n_edits)
-        deleted = account.delete(BOOKING_ID_BASE + s for s in doomed) if doomed else 0
+        deleted = account.delete(account.id_base + s for s in doomed) if doomed else 0
         gone = set(doomed)
         edits = [s for s in edits if s not in gone]
-        edited = len(account.touch([BOOKING_ID_BASE + s for s in edits])) if edits else 0
+        edited = len(account.touch([account.id_base + s for s in edits])) if edits else 0
     return edited, deleted
 
 
