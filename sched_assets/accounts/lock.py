@@ -12,7 +12,8 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _PERSON = b"sched-key-lock"  # domain separation: this hash means nothing anywhere else
@@ -21,6 +22,28 @@ _POLL_SECONDS = 0.5
 
 class KeyLockTimeout(TimeoutError):
     """Another run held the account's key for longer than the wait allowed."""
+
+
+class KeyLockLost(RuntimeError):
+    """The lock went away while held (the Postgres server restarted): another run may hold it now."""
+
+
+@dataclass
+class HeldLock:
+    """A key lock while it is held: how long it took, and a check that it is still ours."""
+
+    account: str
+    waited: float
+    _alive: Callable[[], bool] = field(repr=False, default=lambda: True)
+
+    def check(self) -> None:
+        """Raise `KeyLockLost` unless the lock is still held (call it right before writing)."""
+        if not self._alive():
+            raise KeyLockLost(
+                f"account {self.account!r}: its key lock was lost during the sync (the Postgres server of "
+                "the Dagster instance restarted?), so another run may be syncing it; nothing of it was "
+                "written. It runs again with the next schedule tick or backfill."
+            )
 
 
 def lock_id(api_key: str) -> int:
@@ -53,7 +76,7 @@ def _timeout(account: str, timeout: float) -> KeyLockTimeout:
 
 
 @contextlib.contextmanager
-def _advisory_lock(key: int, account: str, postgres_url: str, timeout: float) -> Iterator[float]:
+def _advisory_lock(key: int, account: str, postgres_url: str, timeout: float) -> Iterator[HeldLock]:
     import psycopg2
 
     con = psycopg2.connect(_libpq_url(postgres_url))
@@ -68,15 +91,33 @@ def _advisory_lock(key: int, account: str, postgres_url: str, timeout: float) ->
                 if time.monotonic() - started >= timeout:
                     raise _timeout(account, timeout)
                 time.sleep(_POLL_SECONDS)
-        yield time.monotonic() - started
-        with con.cursor() as cur:
+        yield HeldLock(account, time.monotonic() - started, lambda: _still_held(con, key))
+        # A lost connection already released it.
+        with contextlib.suppress(psycopg2.Error), con.cursor() as cur:
             cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
     finally:
         con.close()  # also releases the lock if the block raised
 
 
+def _still_held(con: object, key: int) -> bool:
+    """Whether this session still holds the advisory lock (False once the connection is gone)."""
+    import psycopg2
+
+    try:
+        with con.cursor() as cur:  # type: ignore[attr-defined]
+            # A bigint advisory lock shows as classid = high 32 bits, objid = low 32 bits, objsubid = 1.
+            cur.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                "AND granted AND objsubid = 1 AND classid = %s::bigint::oid AND objid = %s::bigint::oid",
+                ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+            )
+            return cur.fetchone()[0] > 0
+    except psycopg2.Error:
+        return False
+
+
 @contextlib.contextmanager
-def _file_lock(path: Path, account: str, timeout: float) -> Iterator[float]:
+def _file_lock(path: Path, account: str, timeout: float) -> Iterator[HeldLock]:
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +132,7 @@ def _file_lock(path: Path, account: str, timeout: float) -> Iterator[float]:
                 if time.monotonic() - started >= timeout:
                     raise _timeout(account, timeout) from None
                 time.sleep(_POLL_SECONDS)
-        yield time.monotonic() - started
+        yield HeldLock(account, time.monotonic() - started)  # a file lock lives as long as we do
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 

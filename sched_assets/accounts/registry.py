@@ -24,7 +24,8 @@ ACCOUNTS_FILE_ENV = "SCHED_ACCOUNTS_FILE"
 ACCOUNT_COLUMN = "account"  # leading column of every table in this mode, part of every key
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Upper case only: a lower-case "name" is far more likely a key pasted by mistake (`cal_live_...`).
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _FIELDS = {"name", "api_key_env", "base_url"}
 
 
@@ -90,7 +91,11 @@ def load_accounts(path: str | Path) -> AccountRegistry:
             f"cannot read the accounts file {path} ({ACCOUNTS_FILE_ENV}): {exc.strerror or exc}"
         ) from None
     except yaml.YAMLError as exc:
-        raise AccountsFileError(f"the accounts file {path} is not valid YAML: {exc}") from None
+        # Never str(exc): PyYAML quotes the broken line, which may hold a key pasted by mistake.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise AccountsFileError(f"the accounts file {path} is not valid YAML{where}: {problem}") from None
     entries = document.get("accounts") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
         raise AccountsFileError(
@@ -136,8 +141,10 @@ def _account(entry: object, where: str, problems: list[str]) -> Account | None:
     else:
         where = f"{where} ({name})"
     if not isinstance(env, str) or not _ENV_NAME.fullmatch(env):
+        # The value is not repeated: if it is not a variable name, it may well be the key itself.
         problems.append(
-            f"{where}: api_key_env {env!r} is not an environment variable name, e.g. SCHED_API_KEY__ACME"
+            f"{where}: api_key_env must be the NAME of the environment variable holding the key (upper-case "
+            "letters, digits and '_', e.g. SCHED_API_KEY__ACME), never the key itself"
         )
     if base_url is not None and not _valid_url(base_url):
         problems.append(f"{where}: base_url must be an http(s) URL such as https://api.cal.com/v2")

@@ -128,6 +128,12 @@ def build_table(
 def _replace_scope(con: duckdb.DuckDBPyConnection, name: TableName, select_sql: str, scope: Scope) -> int:
     """Replace the scope's rows of the shared table; create it, or add the columns it lacks, first."""
     rows_sql = f"SELECT {quote_literal(scope.value)} AS {quote_ident(scope.column)}, * FROM ({scoped_select(select_sql, scope)})"
+    existing = table_columns(con, name)
+    if existing is not None and scope.column.casefold() not in {c.casefold() for c, _ in existing}:
+        raise ValueError(
+            f"{name} has no {scope.column} column (it was built in single-account mode); point "
+            "SCHED_DUCKDB_PATH at a new warehouse for many accounts, or drop the table"
+        )
     con.execute(f"CREATE TABLE IF NOT EXISTS {name.sql} AS {rows_sql} LIMIT 0")
     have = {column.casefold() for column, _ in table_columns(con, name) or []}
     for column, type_, *_ in con.execute(f"DESCRIBE {rows_sql}").fetchall():

@@ -44,6 +44,7 @@ from sched_assets.storage.naming import TableName, quote_ident
 from sched_assets.storage.write import TableWrite, TableWrites
 
 if TYPE_CHECKING:
+    from sched_assets.accounts.lock import HeldLock
     from sched_assets.accounts.registry import AccountRegistry
 
 ACCOUNT_CURSORS = "account_cursors"  # {account: {"source": ..., "cursor": ...}} in the metadata
@@ -68,7 +69,7 @@ class AccountFetched:
     source: str
     fetched: list[Fetched]
     lock: contextlib.ExitStack
-    lock_wait_seconds: float
+    held: HeldLock
 
 
 def sync_accounts(
@@ -131,7 +132,7 @@ def _fetch_account(
     source = sched_api.account_source(account)
     lock = contextlib.ExitStack()
     try:
-        waited = lock.enter_context(
+        held = lock.enter_context(
             key_lock(
                 client_config.api_key,
                 name,
@@ -140,8 +141,8 @@ def _fetch_account(
                 timeout=sched_api.account_lock_timeout_seconds,
             )
         )
-        if waited >= 1:
-            context.log.info(f"account {name!r}: waited {waited:.1f} s for another run syncing its key")
+        if held.waited >= 1:
+            context.log.info(f"account {name!r}: waited {held.waited:.1f} s for another run syncing its key")
         plans = {
             spec.name: plan_sync(
                 config,
@@ -155,7 +156,7 @@ def _fetch_account(
         directory.mkdir()
         with sched_api.build_client(client_config, context.log) as client:
             fetched = fetch_all(client, plans, selected, directory)
-        return AccountFetched(account, source, fetched, lock, waited)
+        return AccountFetched(account, source, fetched, lock, held)
     except BaseException:
         lock.close()
         raise
@@ -164,7 +165,7 @@ def _fetch_account(
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, dg.Failure):
         return exc.description or type(exc).__name__
-    if isinstance(exc, ApiError | AccountsFileError | TimeoutError):
+    if isinstance(exc, ApiError | AccountsFileError | TimeoutError | RuntimeError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -213,6 +214,7 @@ def _outputs(
         writes: list[TableWrite] = []
         metadata: list[dict[str, Any]] = []
         for account in accounts:
+            account.held.check()  # never write an account whose key lock another run may hold now
             [item] = [item for item in account.fetched if item.spec.name == spec.name]
             write, meta = _account_write(item, account, context.log)
             writes.append(write)
@@ -256,6 +258,7 @@ def _write_directly(
         events: list[dg.AssetMaterialization] = []
         try:
             for spec in selected:
+                account.held.check()
                 [item] = [item for item in account.fetched if item.spec.name == spec.name]
                 write, meta = _account_write(item, account, context.log)
                 result = target.write(raw_table(spec.name), write)

@@ -60,13 +60,13 @@ def account_schedule(
         description=f"{schedule.description} Every account in the accounts file, {per_run} per run.",
     )
     def _every_account(context: dg.ScheduleEvaluationContext):
-        tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
+        # A schedule's run keys are unique within a tick: one run per batch per tick.
         for batch in batches:
             if len(batch) == 1:
-                yield dg.RunRequest(run_key=f"{tick}:{batch[0]}", partition_key=batch[0])
+                yield dg.RunRequest(run_key=batch[0], partition_key=batch[0])
             else:
                 yield dg.RunRequest(
-                    run_key=f"{tick}:{batch[0]}..{batch[-1]}",
+                    run_key=f"{batch[0]}..{batch[-1]}",
                     tags={
                         "dagster/asset_partition_range_start": batch[0],
                         "dagster/asset_partition_range_end": batch[-1],

@@ -242,9 +242,9 @@ def _check_scope(
         raise InvalidWriteError(f"the data has column(s) {clash}, which this write sets for its scope")
     have = {name.casefold() for name, _ in existing or []}
     missing = [col for col in scope if col.casefold() not in have]
-    if existing is not None and missing and row_count(con, table) > 0:
+    if existing is not None and missing:
         raise InvalidWriteError(
-            f"{table} holds rows without the column(s) {missing} (written in single-account mode); "
+            f"{table} has no column(s) {missing} (it was written in single-account mode); "
             "point SCHED_DUCKDB_PATH at a new warehouse for many accounts, or drop the table"
         )
 
