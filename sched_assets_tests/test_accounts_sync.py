@@ -243,3 +243,22 @@ def test_definitions_partition_every_asset_by_account(
         (keys[0].name, keys[1].name, None),
         (None, None, keys[2].name),
     ]
+
+
+def test_two_accounts_with_one_key_in_a_run_fail_the_later_one_at_once(
+    tmp_path: Path,
+    keys: list[DemoAccountKey],
+    accounts_file: Path,
+    instance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Both would take the same key lock: the later one fails before any request, the run does not hang.
+    names = [key.name for key in keys]
+    monkeypatch.setenv(keys[1].api_key_env, keys[0].api_key)
+    database = tmp_path / "many.duckdb"
+    result = materialize(accounts_file, names, database, instance, names[:2], analytics=False)
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.error.message
+    assert f"is the key of account {names[0]!r} too" in message and keys[0].api_key not in message
+    assert account_counts(database, "raw.bookings") == {names[0]: keys[0].bookings}

@@ -46,6 +46,7 @@ from sched_assets.storage.write import TableWrite, TableWrites
 if TYPE_CHECKING:
     from sched_assets.accounts.lock import HeldLock
     from sched_assets.accounts.registry import AccountRegistry
+    from sched_assets.api.client import ClientConfig
 
 ACCOUNT_CURSORS = "account_cursors"  # {account: {"source": ..., "cursor": ...}} in the metadata
 _SUMMED = (
@@ -88,14 +89,15 @@ def sync_accounts(
     warehouse.get_write_warehouse().check_writable()
     fetched: dict[str, AccountFetched] = {}
     failed: dict[str, str] = {}
+    ready = _resolve(sched_api, registry, names, failed, context.log)
     with tempfile.TemporaryDirectory(prefix="sched_assets_") as tmp, contextlib.ExitStack() as locks:
         workers = max(1, min(len(names), sched_api.account_concurrency))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sched-account") as pool:
             futures = {
                 name: pool.submit(
-                    _fetch_account, context, config, sched_api, warehouse, registry, name, selected, Path(tmp)
+                    _fetch_account, context, config, sched_api, warehouse, account, selected, Path(tmp)
                 )
-                for name in names
+                for name, account in ready.items()
             }
             for name, future in futures.items():
                 try:
@@ -115,20 +117,61 @@ def sync_accounts(
     )
 
 
+@dataclass(frozen=True)
+class ReadyAccount:
+    """An account of the run whose key was found: ready to be synced."""
+
+    account: Account
+    client_config: ClientConfig
+
+
+def _resolve(
+    sched_api: SchedApiResource,
+    registry: AccountRegistry,
+    names: list[str],
+    failed: dict[str, str],
+    log: Any,
+) -> dict[str, ReadyAccount]:
+    """Each account's entry and key, before any request; problems go to `failed`, by account.
+
+    Two accounts of one run with the same key would wait on each other's key lock: the later ones fail.
+    """
+    from sched_assets.accounts.lock import lock_id
+
+    ready: dict[str, ReadyAccount] = {}
+    by_key: dict[int, str] = {}
+    for name in names:
+        try:
+            account = registry.get(name)
+            client_config = sched_api.account_client_config(account)
+        except (AccountsFileError, ApiError) as exc:
+            failed[name] = _reason(exc)
+            log.error(f"account {name!r} failed, nothing of it was written: {failed[name]}")
+            continue
+        first = by_key.setdefault(lock_id(client_config.api_key), name)
+        if first != name:
+            failed[name] = (
+                f"its key (from {account.api_key_env}) is the key of account {first!r} too: one key is "
+                "one scheduling account, so give each entry of the accounts file its own key"
+            )
+            log.error(f"account {name!r} failed, nothing of it was written: {failed[name]}")
+            continue
+        ready[name] = ReadyAccount(account, client_config)
+    return ready
+
+
 def _fetch_account(
     context: dg.AssetExecutionContext,
     config: SourceSyncConfig,
     sched_api: SchedApiResource,
     warehouse: WarehouseResource,
-    registry: AccountRegistry,
-    name: str,
+    ready: ReadyAccount,
     selected: list[EndpointSpec],
     tmp: Path,
 ) -> AccountFetched:
     from sched_assets.accounts.lock import instance_postgres_url, key_lock
 
-    account = registry.get(name)
-    client_config = sched_api.account_client_config(account)  # a missing key fails here, before any request
+    account, client_config, name = ready.account, ready.client_config, ready.account.name
     source = sched_api.account_source(account)
     lock = contextlib.ExitStack()
     try:
