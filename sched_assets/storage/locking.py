@@ -1,9 +1,15 @@
-"""A cross-process lock on `<database>.lock`, so only one process at a time has the DuckDB file open.
+"""How concurrent writers share the warehouse: a file lock for a DuckDB file, retries for DuckLake.
 
-DuckDB lets one process open a file for writing, and while it does no other process can open it at
-all. Instead of failing on DuckDB's lock, every process (and thread) takes an `fcntl.flock` on a
-sidecar file first and waits its turn: exclusive for writers, shared for readers (DuckDB allows
-many read-only processes at once).
+DuckDB file: DuckDB lets one process open a file for writing, and while it does no other process can
+open it at all. Instead of failing on DuckDB's lock, every process (and thread) takes an
+`fcntl.flock` on a sidecar `<database>.lock` first and waits its turn: exclusive for writers, shared
+for readers (DuckDB allows many read-only processes at once).
+
+DuckLake: no lock; any number of processes write at once and DuckLake checks at COMMIT whether another
+transaction changed the same table since this one began ("Transaction conflict - ... another
+transaction has ..."); a SQLite catalog also refuses concurrent commits ("database is locked").
+`retry_conflicts` re-runs such a transaction from the start, a bounded number of times with growing,
+jittered waits, and says how many retries it took.
 """
 
 from __future__ import annotations
@@ -14,13 +20,17 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from .errors import WarehouseError, WarehouseLockedError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _FIRST_DELAY = 0.02
 _MAX_DELAY = 0.5
@@ -106,3 +116,85 @@ def _timeout_message(fd: int, lock_path: Path, database: Path, timeout: float) -
         f"holds {lock_path}{holder_note}. Wait for the other run to finish (or stop it), or raise "
         "lock_timeout_seconds."
     )
+
+
+# -- DuckLake: re-running a transaction that lost a commit race ----------------------------------------
+
+# What says that a transaction lost to another writer and may simply run again from the start.
+_RETRYABLE = {
+    "Transaction conflict": "write-write conflict",  # DuckLake, checked at COMMIT
+    "database is locked": "catalog locked",  # SQLite catalog: another process was committing
+    "database table is locked": "catalog locked",
+    # SQLite catalog: the commit read the catalog while another process's commit was landing.
+    "Failed to load DuckLake": "catalog changed during the commit",
+    "could not serialize access": "serialization failure",  # Postgres catalog
+    "deadlock detected": "deadlock",
+}
+
+
+class WarehouseConflictError(WarehouseLockedError):
+    """A transaction kept conflicting with other writers for all its attempts."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a conflicting transaction runs (in all) and how long to wait between runs."""
+
+    attempts: int = 10
+    first_delay: float = 0.1  # seconds; grows 1.5x per retry up to max_delay, jittered down to half
+    max_delay: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be at least 1, got {self.attempts}")
+
+
+@dataclass(frozen=True)
+class Retried(Generic[T]):
+    """What a function returned, and how many times it had to be re-run after a conflict."""
+
+    value: T
+    retries: int
+
+
+def conflict_reason(exc: BaseException) -> str | None:
+    """Why `exc` is a lost commit race worth re-running (e.g. "write-write conflict"), else None."""
+    text = str(exc)
+    return next((reason for marker, reason in _RETRYABLE.items() if marker in text), None)
+
+
+def retry_conflicts(
+    fn: Callable[[], T],
+    policy: RetryPolicy | None = None,
+    *,
+    what: str = "transaction",
+    on_retry: Callable[[int, BaseException], None] | None = None,
+) -> Retried[T]:
+    """Run `fn`; while it fails with a conflict (`conflict_reason`), wait and run it again from the start.
+
+    `fn` must be one whole transaction that is safe to re-run (it rolled back on the error: nothing
+    of it is left). Other errors propagate at once. After `policy.attempts` runs that all conflicted,
+    raises `WarehouseConflictError`. `on_retry(retry_number, error)` is called before each wait.
+    """
+    policy = policy or RetryPolicy()
+    delays = backoff_delays(first=policy.first_delay, cap=policy.max_delay)
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return Retried(fn(), retries=attempt - 1)
+        except Exception as exc:
+            reason = conflict_reason(exc)
+            if reason is None:
+                raise
+            if attempt == policy.attempts:
+                raise WarehouseConflictError(
+                    f"{what}: gave up after {policy.attempts} attempts, each lost to another writer "
+                    f"({reason}); nothing of it was written. Last error: {exc}. Retry the run, raise "
+                    "commit_attempts, or have fewer writers change the same table at once."
+                ) from exc
+            logger.info(
+                "%s: %s, running it again (retry %d of %d)", what, reason, attempt, policy.attempts - 1
+            )
+            if on_retry is not None:
+                on_retry(attempt, exc)
+            time.sleep(next(delays))
+    raise AssertionError("unreachable")  # the loop returns or raises

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from .lake import WarehouseLocation
+from .locking import RetryPolicy
 from .warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -61,12 +63,15 @@ else:
 
 
 class WarehouseResource(DuckDBResource):
-    """The DuckDB warehouse file. Connections take the cross-process lock, so keep them short.
+    """The warehouse: a DuckDB file, or a DuckLake catalog. File connections take the cross-process lock,
+    so keep them short.
 
     `database` and `connection_config` (extra DuckDB settings) are `DuckDBResource`'s fields; the
-    memory and thread limits below are applied on top of `connection_config`. Queries (checks,
-    derived tables) use `get_connection()` / `get_warehouse()`; the IO manager's table writes use
-    `get_write_warehouse()`, with the write limits.
+    memory and thread limits below are applied on top of `connection_config`. `database` is a file
+    path, or `ducklake:postgres:<conninfo>` / `ducklake:sqlite:<path>` with `ducklake_data_path`.
+    Queries (checks, derived tables) use `get_connection()` / `get_warehouse()`; the IO manager's
+    table writes use `get_write_warehouse()`, with the write limits. In messages, show `location`
+    (never `database`: a Postgres connection string may hold a password).
     """
 
     lock_timeout_seconds: float = Field(
@@ -84,6 +89,22 @@ class WarehouseResource(DuckDBResource):
     write_threads: int | None = Field(
         default=None, description="DuckDB threads for the IO manager's table writes."
     )
+    ducklake_data_path: str | None = Field(
+        default=None,
+        description="DuckLake only: the folder (or object-storage URL) of the data files, the same for "
+        "every process (SCHED_DUCKLAKE_DATA_PATH). Ignored for a DuckDB file.",
+    )
+    commit_attempts: int = Field(
+        default=RetryPolicy.attempts,
+        ge=1,
+        description="DuckLake only: how often a write that conflicts with another writer's commit runs in "
+        "all before the step fails.",
+    )
+
+    @property
+    def location(self) -> WarehouseLocation:
+        """`database` parsed; `str()` of it hides any password (use it in logs and messages)."""
+        return WarehouseLocation.parse(self.database)
 
     @contextlib.contextmanager
     def get_connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -106,4 +127,6 @@ class WarehouseResource(DuckDBResource):
             memory_limit=memory_limit,
             threads=threads,
             config=self.connection_config,
+            data_path=self.ducklake_data_path,
+            commit_attempts=self.commit_attempts,
         )

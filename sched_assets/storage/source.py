@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     import duckdb
 
 ORDINAL_COLUMN = "__sched_ordinal"
-_PARQUET_ORDER = ("file_index", "file_row_number")  # DuckDB virtual columns
+_ROW_NUMBER = "file_row_number"
+# `file_index` is a DuckDB virtual column; the row number is asked for as a real one: DuckLake crashes
+# on a DELETE whose subquery reads the virtual `file_row_number` (a name DuckLake uses itself).
+_PARQUET_ORDER = ("file_index", _ROW_NUMBER)
 
 
 @dataclass(frozen=True)
@@ -106,9 +109,9 @@ def _parquet_source(con: duckdb.DuckDBPyConnection, paths: list[str | Path]) -> 
 
 
 def _columns(con: duckdb.DuckDBPyConnection, from_sql: str) -> dict[str, str]:
-    return dict(
-        con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {from_sql})").fetchall()
-    )
+    """The data columns of the files (without the row number `_read_parquet_sql` adds)."""
+    rows = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {from_sql})").fetchall()
+    return {name: type_ for name, type_ in rows if name != _ROW_NUMBER}
 
 
 def _parquet_column(type_: str) -> SourceColumn:
@@ -121,14 +124,15 @@ def _parquet_column(type_: str) -> SourceColumn:
 
 def _read_parquet_sql(paths: Sequence[str | Path]) -> str:
     files = ", ".join(quote_literal(str(Path(p).absolute())) for p in paths)
-    return f"read_parquet([{files}], union_by_name = true)"
+    return f"read_parquet([{files}], union_by_name = true, file_row_number = true)"
 
 
 def _check_columns(columns: list[str]) -> None:
     if not columns:
         raise InvalidWriteError("the data has no columns")
-    if ORDINAL_COLUMN in columns:
-        raise InvalidWriteError(f"column name {ORDINAL_COLUMN!r} is reserved by the storage layer")
+    for reserved in (ORDINAL_COLUMN, _ROW_NUMBER):
+        if reserved in columns:
+            raise InvalidWriteError(f"column name {reserved!r} is reserved by the storage layer")
     folded = [c.casefold() for c in columns]
     if len(set(folded)) != len(folded):
         raise InvalidWriteError(f"column names must be unique ignoring case (DuckDB rule): {columns}")

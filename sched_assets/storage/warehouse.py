@@ -1,8 +1,12 @@
-"""The DuckDB warehouse: one database file, opened briefly and one process at a time.
+"""The warehouse: a DuckDB database file, or a DuckLake catalog with its data files (see `lake`).
 
-Every connection is short-lived and taken under the cross-process lock in `locking`, so any number
-of processes (Dagster's multiprocess executor, `dagster dev`, a CLI) take turns instead of failing
-on DuckDB's single-writer rule.
+DuckDB file: every connection is short-lived and taken under the cross-process lock in `locking`, so
+any number of processes (Dagster's multiprocess executor, `dagster dev`, a CLI) take turns instead of
+failing on DuckDB's single-writer rule.
+
+DuckLake (`ducklake:postgres:...` / `ducklake:sqlite:...`): no lock; many processes, on many machines
+for a Postgres catalog, read and write at once. A transaction that loses a commit race to another
+writer is re-run from the start (`transaction_with_retries`, used by `write`), a bounded number of times.
 
 DuckDB itself (and the write machinery) is imported when a connection is opened or a
 table written, not with this module: the Dagster definitions build `Warehouse`s without using them.
@@ -14,13 +18,22 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .catalog import Column, table_columns
 from .errors import TableNotFoundError, WarehouseError, WarehouseLockedError
-from .locking import backoff_delays, file_lock, lock_path_for
+from .lake import (
+    DATABASE_ENV,
+    LakeKey,
+    WarehouseLocation,
+    forget_lake,
+    is_broken_connection,
+    lake_connection,
+    normalized_data_path,
+)
+from .locking import Retried, RetryPolicy, backoff_delays, file_lock, lock_path_for, retry_conflicts
 from .naming import TableName, quote_literal
 
 if TYPE_CHECKING:
@@ -28,41 +41,65 @@ if TYPE_CHECKING:
 
     from .write import TableWrite, WriteResult
 
+T = TypeVar("T")
+
 _DUCKDB_LOCK_MESSAGE = "Could not set lock"
 _held = threading.local()  # databases this thread has open, to catch self-deadlocking nested connects
 
 
 class Warehouse:
-    """A DuckDB database file with transactional, schema-evolving table writes."""
+    """A DuckDB database file or a DuckLake catalog, with transactional, schema-evolving table writes."""
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | os.PathLike[str] | WarehouseLocation,
         lock_timeout: float = 300.0,
         memory_limit: str | None = None,
         threads: int | None = None,
         config: Mapping[str, Any] | None = None,
+        *,
+        data_path: str | os.PathLike[str] | None = None,
+        commit_attempts: int = RetryPolicy.attempts,
     ) -> None:
-        """`config`: extra DuckDB settings given to `duckdb.connect` (`memory_limit`/`threads` win)."""
-        self.path = Path(path).expanduser().absolute()
+        """`path`: a DuckDB file, or `ducklake:postgres:<conninfo>` / `ducklake:sqlite:<path>` (see `lake`).
+
+        `config`: extra DuckDB settings given to `duckdb.connect` (`memory_limit`/`threads` win).
+        `data_path`: the DuckLake data folder or object-storage URL (SCHED_DUCKLAKE_DATA_PATH); needed
+        by a DuckLake warehouse when it connects, ignored for a file. `commit_attempts`: how often a
+        transaction that conflicts with another writer runs in all (DuckLake; see `retry_conflicts`).
+        """
+        self.location = WarehouseLocation.parse(path)
+        self.data_path = str(data_path) if data_path is not None else None
         self.lock_timeout = lock_timeout
         self.memory_limit = memory_limit
         self.threads = threads
         self.config = dict(config or {})
+        self.retry_policy = RetryPolicy(attempts=commit_attempts)
 
     def __repr__(self) -> str:
-        return f"Warehouse({str(self.path)!r})"
+        return f"Warehouse({str(self.location)!r})"
+
+    @property
+    def path(self) -> Path:
+        """The DuckDB database file (a DuckLake warehouse has none: see `location`)."""
+        if self.location.is_lake:
+            raise WarehouseError(f"{self.location} is a DuckLake catalog, not a DuckDB file")
+        return Path(self.location.target)
 
     @property
     def lock_path(self) -> Path:
-        """The sidecar file every process locks before opening the database."""
+        """The sidecar file every process locks before opening the database file."""
         return lock_path_for(self.path)
 
     def check_writable(self) -> None:
-        """Fail fast with a clear `WarehouseError` if the database file cannot be created or written.
+        """Fail fast with a clear `WarehouseError` if the warehouse cannot be created or written.
 
-        Does not open the database (so it never waits for another process's lock).
+        A file is not opened (so this never waits for another process's lock); a DuckLake catalog is
+        attached (created if new), which checks the connection string, the server and the data path.
         """
+        if self.location.is_lake:
+            with self.connect():
+                return
         self._prepare_directory()
         try:
             os.close(os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666))
@@ -73,11 +110,17 @@ class Warehouse:
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the database for the duration of the block, holding the cross-process lock.
+        """Open the warehouse for the duration of the block.
 
-        Readers share the lock; a writer has it alone. Waits up to `lock_timeout` seconds, then
-        raises `WarehouseLockedError`. Do not nest connects in one thread (that would wait on itself).
+        DuckDB file: under the cross-process lock. Readers share the lock; a writer has it alone. Waits
+        up to `lock_timeout` seconds, then raises `WarehouseLockedError`. Do not nest connects in one
+        thread (that would wait on itself). DuckLake: no lock (conflicts show at COMMIT: use
+        `transaction_with_retries`); `read_only` attaches the catalog read-only.
         """
+        if self.location.is_lake:
+            with self._connect_lake(read_only) as con:
+                yield con
+            return
         key = str(self.path)
         held: set[str] = _held.__dict__.setdefault("paths", set())
         if key in held:
@@ -101,20 +144,49 @@ class Warehouse:
         finally:
             held.discard(key)
 
+    def transaction_with_retries(
+        self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, what: str = "transaction"
+    ) -> Retried[T]:
+        """Run `fn(con)` on a fresh connection; re-run it on a new one while it loses commit races.
+
+        `fn` runs one whole transaction (its own BEGIN ... COMMIT, rolling back on errors) that is safe
+        to re-run from the start. Conflicts ("Transaction conflict", SQLite's "database is locked")
+        are retried up to `commit_attempts` runs in all, with jittered backoff, then
+        `WarehouseConflictError`; any other error propagates at once. Returns `fn`'s value and the
+        number of retries. On a DuckDB file (one writer at a time) nothing ever conflicts.
+        """
+
+        def attempt() -> T:
+            with self.connect() as con:
+                return fn(con)
+
+        return retry_conflicts(attempt, self.retry_policy, what=what)
+
     def write(self, table: str, write: TableWrite) -> WriteResult:
-        """Write to `"schema.name"` in one transaction (see `TableWrite` and `write.execute_write`)."""
+        """Write to `"schema.name"` in one transaction (see `TableWrite` and `write.execute_write`).
+
+        The transaction is re-run when it conflicts with another writer (DuckLake); the result's
+        `commit_retries` says how many times.
+        """
         from .write import execute_write
 
         name = TableName.parse(table)
-        with self.connect() as con:
-            return execute_write(con, name, write)
+        retried = self.transaction_with_retries(
+            lambda con: execute_write(con, name, write), what=f"write to {name}"
+        )
+        result = retried.value
+        result.commit_retries = retried.retries  # type: ignore[attr-defined]  # until WriteResult has it
+        return result
 
     def table_exists(self, table: str) -> bool:
-        """Whether `"schema.name"` exists (False when the database file does not exist yet)."""
-        if not self.path.exists():
+        """Whether `"schema.name"` exists (False when the database or catalog does not exist yet)."""
+        if not self.location.is_lake and not self.path.exists():
             return False
-        with self.connect(read_only=True) as con:
-            return table_columns(con, TableName.parse(table)) is not None
+        try:
+            with self.connect(read_only=True) as con:
+                return table_columns(con, TableName.parse(table)) is not None
+        except TableNotFoundError:  # a DuckLake catalog not created yet
+            return False
 
     def columns(self, table: str) -> list[Column]:
         """The table's `(name, DuckDB type)` pairs in table order; `TableNotFoundError` if missing."""
@@ -122,13 +194,58 @@ class Warehouse:
         with self.connect(read_only=True) as con:
             return self._require_columns(con, name)
 
+    def release(self) -> None:
+        """Close this process's attached DuckLake databases for this warehouse (read-only and read-write).
+
+        The next `connect` attaches again (about 0.3 s). A no-op for a DuckDB file, whose connections
+        never outlive their block.
+        """
+        if not self.location.is_lake or self.data_path is None:
+            return
+        for read_only in (False, True):
+            forget_lake(self._lake_key(read_only))
+
     # -- internals ---------------------------------------------------------------------------
 
     def _require_columns(self, con: duckdb.DuckDBPyConnection, table: TableName) -> list[Column]:
         columns = table_columns(con, table)
         if columns is None:
-            raise TableNotFoundError(f"table {table} does not exist in {self.path}")
+            raise TableNotFoundError(f"table {table} does not exist in {self.location}")
         return columns
+
+    @contextlib.contextmanager
+    def _connect_lake(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection on this process's attached lake; errors never show the catalog's password."""
+        key = self._lake_key(read_only)
+        con = lake_connection(key)
+        failure: BaseException | None = None
+        try:
+            self._configure(con)
+            yield con
+        except BaseException as exc:
+            if is_broken_connection(exc):
+                forget_lake(key)
+            redacted = self.location.redact(str(exc))
+            if redacted == str(exc):
+                raise
+            failure = WarehouseError(redacted)
+        finally:
+            con.close()
+        if failure is not None:
+            raise failure from None  # the original (with the password) is neither shown nor serialized
+
+    def _lake_key(self, read_only: bool) -> LakeKey:
+        settings = {str(k): str(v) for k, v in self.config.items()}
+        if self.memory_limit:
+            settings["memory_limit"] = self.memory_limit
+        if self.threads:
+            settings["threads"] = str(int(self.threads))
+        return LakeKey(
+            location=self.location,
+            data_path=normalized_data_path(self.data_path),
+            read_only=read_only,
+            settings=tuple(sorted(settings.items())),
+        )
 
     def _prepare_directory(self) -> None:
         if self.path.is_dir():
@@ -143,7 +260,7 @@ class Warehouse:
     def _unwritable(self, reason: str) -> WarehouseError:
         return WarehouseError(
             f"cannot create/write DuckDB database at {self.path}: {reason}; "
-            "set SCHED_DUCKDB_PATH to a writable file"
+            f"set {DATABASE_ENV} to a writable file"
         )
 
     def _open(self, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
