@@ -80,7 +80,10 @@ def defs() -> dg.Definitions:
                 base_url=_env_or_none("SCHED_API_BASE_URL"),
                 accounts_file=str(accounts_file) if accounts_file else None,
             ),
-            **warehouse_resources(database_path_from_env()),
+            **warehouse_resources(
+                database_path_from_env(),
+                ducklake_data_path=os.environ.get("SCHED_DUCKLAKE_DATA_PATH") or None,
+            ),
         },
         # One process for the whole run: Dagster's per-step processes cost ~5 s each on 2 cores, and
         # concurrency already happens inside the fetch step. The multiprocess executor works too.

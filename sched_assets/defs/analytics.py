@@ -26,6 +26,7 @@ from sched_assets.analytics.specs import (
 from sched_assets.defs.keys import analytics_key, raw_key, raw_table
 from sched_assets.defs.partitions import run_accounts
 from sched_assets.storage.catalog import table_columns
+from sched_assets.storage.locking import retry_conflicts
 from sched_assets.storage.naming import TableName
 from sched_assets.storage.resource import WarehouseResource
 
@@ -72,16 +73,22 @@ def _build(
             raise dg.Failure(
                 description=(
                     f"{table.qualified_name} reads {raw_table(name)}, which does not exist in "
-                    f"{warehouse.database}: materialize {raw_key(name).to_user_string()} first"
+                    f"{warehouse.location}: materialize {raw_key(name).to_user_string()} first"
                 )
             )
+    policy = warehouse.get_write_warehouse().retry_policy
+
+    def build(scope: Scope | None) -> BuiltTable:
+        # Re-run whole when another writer's commit conflicts with ours (DuckLake); rolled back first.
+        return retry_conflicts(
+            lambda: build_table(con, table, SELECTS[table.name], scope), policy, what=f"build {table.name}"
+        ).value
+
     accounts = run_accounts(context)
     if accounts is None:
-        built = build_table(con, table, SELECTS[table.name])
+        built = build(None)
     else:  # each account's rows in their own transaction: one account's failure keeps the others'
-        built = combined(
-            [build_table(con, table, SELECTS[table.name], Scope(ACCOUNT_COLUMN, name)) for name in accounts]
-        )
+        built = combined([build(Scope(ACCOUNT_COLUMN, name)) for name in accounts])
     context.log.info(f"built {built.table}: {built.row_count} rows in {built.seconds:.2f}s")
     return built
 

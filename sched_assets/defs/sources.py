@@ -292,7 +292,7 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
             context.log.warning(
                 "DEMO MODE: SCHED_API_KEY and SCHED_API_BASE_URL are not set, so this run syncs the built-in "
                 f"demo account ({sched_api.demo_bookings} bookings, served in-process) into "
-                f"{warehouse.database}. To sync your real account, set SCHED_API_KEY to your Cal.com API key "
+                f"{warehouse.location}. To sync your real account, set SCHED_API_KEY to your Cal.com API key "
                 "(and SCHED_API_BASE_URL if you do not use https://api.cal.com/v2), then run again."
             )
         try:

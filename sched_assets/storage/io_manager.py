@@ -103,6 +103,7 @@ def scoped_output_metadata(results: list[WriteResult]) -> dict[str, Any]:
         return output_metadata(results[0])
     metadata = output_metadata(results[-1])
     for name in (
+        "commit_retries",
         "rows_written",
         "rows_inserted",
         "rows_updated",
@@ -133,6 +134,7 @@ def output_metadata(result: WriteResult) -> dict[str, Any]:
         "columns_added": dg.MetadataValue.json(result.columns_added),
         "write_mode": result.mode.value,
         "write_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+        "commit_retries": result.commit_retries,
     }
 
 

@@ -120,6 +120,7 @@ class WriteResult:
     table_created: bool = False
     rows_without_key: int = 0  # incoming rows left out for a null key (`NullKeys.SKIP`)
     rows_deduplicated: int = 0  # incoming rows left out because a later row has the same key
+    commit_retries: int = 0  # times the transaction was re-run after losing a commit race (DuckLake)
 
 
 @dataclass(frozen=True)
