@@ -64,12 +64,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
     def _write_scoped(self, context: dg.OutputContext, table: str, obj: TableWrites) -> None:
         """One transaction per scope (account): each account's rows land or stay exactly as they were."""
-        warehouse = self.warehouse.get_write_warehouse()
-        results = []
-        for write in obj.writes:
-            result = warehouse.write(table, write)
+        results = self.warehouse.get_write_warehouse().write_all(table, obj.writes)
+        for result, write in zip(results, obj.writes, strict=True):
             _log_result(context, result, write)
-            results.append(result)
         context.add_output_metadata(scoped_output_metadata(results))
 
     def load_input(self, context: dg.InputContext) -> Any:
