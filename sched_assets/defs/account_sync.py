@@ -90,12 +90,14 @@ def sync_accounts(
     fetched: dict[str, AccountFetched] = {}
     failed: dict[str, str] = {}
     ready = _resolve(sched_api, registry, names, failed, context.log)
+    paged = [raw_table(spec.name) for spec in selected if spec.paged]
+    with_rows = _accounts_with_rows(warehouse, paged, list(ready))
     with tempfile.TemporaryDirectory(prefix="sched_assets_") as tmp, contextlib.ExitStack() as locks:
         workers = max(1, min(len(names), sched_api.account_concurrency))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sched-account") as pool:
             futures = {
                 name: pool.submit(
-                    _fetch_account, context, config, sched_api, warehouse, account, selected, Path(tmp)
+                    _fetch_account, context, config, sched_api, account, selected, with_rows, Path(tmp)
                 )
                 for name, account in ready.items()
             }
@@ -164,9 +166,9 @@ def _fetch_account(
     context: dg.AssetExecutionContext,
     config: SourceSyncConfig,
     sched_api: SchedApiResource,
-    warehouse: WarehouseResource,
     ready: ReadyAccount,
     selected: list[EndpointSpec],
+    with_rows: dict[str, set[str]],
     tmp: Path,
 ) -> AccountFetched:
     from sched_assets.accounts.lock import instance_postgres_url, key_lock
@@ -191,7 +193,7 @@ def _fetch_account(
                 config,
                 spec,
                 _previous_cursor(context.instance, raw_key(spec.name), name, source),
-                lambda table: _has_rows(warehouse, table, name),
+                lambda table: name in with_rows.get(table, ()),
             )
             for spec in selected
         }
@@ -227,18 +229,28 @@ def _previous_cursor(instance: dg.DagsterInstance, key: dg.AssetKey, account: st
     return mine.get("cursor") or None
 
 
-def _has_rows(warehouse: WarehouseResource, table: str, account: str) -> bool:
-    """Whether the account has rows in `table` (an incremental read needs its earlier rows to be there)."""
-    if not warehouse.get_warehouse().table_exists(table):
-        return False
-    name = TableName.parse(table)
+def _accounts_with_rows(
+    warehouse: WarehouseResource, tables: list[str], names: list[str]
+) -> dict[str, set[str]]:
+    """Per table, which of the run's accounts have rows in it (an incremental read needs them there).
+
+    One connection and one query per table for the whole run, not per account.
+    """
+    found: dict[str, set[str]] = {table: set() for table in tables}
+    if not tables or not any(warehouse.get_warehouse().table_exists(table) for table in tables):
+        return found
     with warehouse.get_connection(read_only=True) as con:
-        if table_columns(con, name) is None:
-            return False
-        rows = con.execute(
-            f"SELECT 1 FROM {name.sql} WHERE {quote_ident(ACCOUNT_COLUMN)} = ? LIMIT 1", [account]
-        ).fetchall()
-    return bool(rows)
+        for table in tables:
+            name = TableName.parse(table)
+            if table_columns(con, name) is None:
+                continue
+            rows = con.execute(
+                f"SELECT DISTINCT {quote_ident(ACCOUNT_COLUMN)} FROM {name.sql} "
+                f"WHERE {quote_ident(ACCOUNT_COLUMN)} IN (SELECT unnest(?::VARCHAR[]))",
+                [names],
+            ).fetchall()
+            found[table] = {account for (account,) in rows}
+    return found
 
 
 def _account_write(item: Fetched, account: AccountFetched, log: Any) -> tuple[TableWrite, dict[str, Any]]:
