@@ -33,7 +33,7 @@ class HeldLock:
     """A key lock while it is held: how long it took, and a check that it is still ours."""
 
     account: str
-    waited: float
+    waited: float  # 0.0 when the lock was free at once; else seconds spent waiting for another holder
     _alive: Callable[[], bool] = field(repr=False, default=lambda: True)
 
     def check(self) -> None:
@@ -91,7 +91,7 @@ def _advisory_lock(key: int, account: str, postgres_url: str, timeout: float) ->
                 if time.monotonic() - started >= timeout:
                     raise _timeout(account, timeout)
                 time.sleep(_POLL_SECONDS)
-        yield HeldLock(account, time.monotonic() - started, lambda: _still_held(con, key))
+        yield HeldLock(account, _waited(started), lambda: _still_held(con, key))
         # A lost connection already released it.
         with contextlib.suppress(psycopg2.Error), con.cursor() as cur:
             cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
@@ -132,9 +132,15 @@ def _file_lock(path: Path, account: str, timeout: float) -> Iterator[HeldLock]:
                 if time.monotonic() - started >= timeout:
                     raise _timeout(account, timeout) from None
                 time.sleep(_POLL_SECONDS)
-        yield HeldLock(account, time.monotonic() - started)  # a file lock lives as long as we do
+        yield HeldLock(account, _waited(started))  # a file lock lives as long as we do
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _waited(started: float) -> float:
+    """Seconds since `started`, or 0.0 if the lock was taken at the first try (under one poll)."""
+    waited = time.monotonic() - started
+    return waited if waited >= _POLL_SECONDS else 0.0
 
 
 def _libpq_url(url: str) -> str:

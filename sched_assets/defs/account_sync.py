@@ -2,14 +2,15 @@
 
 Each account is synced as the single-account mode syncs its one account, on its own: its key from
 the variable the accounts file names, its own client and rate-limit budget, its own lock on the key
-(`accounts.lock`: never two syncs of one key at once, across runs and machines), its own cursor, and
-its own transaction per table (its rows of the shared `raw.<table>`, `account` leading the key).
-Accounts run in parallel threads (`account_concurrency`).
+(`accounts.lock`: never two syncs of one key at once, across runs and machines) and its own cursor.
+Accounts are fetched in parallel threads (`account_concurrency`).
 
-When every account of the run is fetched, the tables go to the IO manager as `TableWrites` (one
-scoped write per account). When some fail, the others are still written, each reported as a
-materialization of its own partition, and the step fails naming the failed accounts and why: their
-partitions show as failed, their rows stay exactly as they were.
+Then each account's raw tables are written in ONE transaction (its rows of the shared `raw.<table>`,
+`account` leading the key): an account is written whole or not at all, whatever fails or is killed
+mid-way. The step writes them itself (one transaction cannot span the IO manager's per-table calls)
+and hands Dagster outputs without a value, carrying the metadata. When some accounts fail, the others
+are still written, each reported as a materialization of its own partition, and the step fails naming
+the failed accounts and why: their partitions show as failed, their rows stay exactly as they were.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ from sched_assets.defs.sources import (
 )
 from sched_assets.storage import WarehouseResource
 from sched_assets.storage.catalog import table_columns
-from sched_assets.storage.io_manager import output_metadata
+from sched_assets.storage.io_manager import output_metadata, scoped_output_metadata
 from sched_assets.storage.naming import TableName, quote_ident
-from sched_assets.storage.write import TableWrite, TableWrites
+from sched_assets.storage.write import TableWrite, WriteResult
 
 if TYPE_CHECKING:
     from sched_assets.accounts.lock import HeldLock
@@ -97,7 +98,15 @@ def sync_accounts(
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sched-account") as pool:
             futures = {
                 name: pool.submit(
-                    _fetch_account, context, config, sched_api, account, selected, with_rows, Path(tmp)
+                    _fetch_account,
+                    context,
+                    config,
+                    sched_api,
+                    warehouse,
+                    account,
+                    selected,
+                    with_rows,
+                    Path(tmp),
                 )
                 for name, account in ready.items()
             }
@@ -108,10 +117,19 @@ def sync_accounts(
                 except Exception as exc:
                     failed[name] = _reason(exc)
                     context.log.error(f"account {name!r} failed, nothing of it was written: {failed[name]}")
-        if not failed:
-            yield from _outputs(context, selected, [fetched[name] for name in names])
-            return
-        written = _write_directly(context, warehouse, selected, fetched, failed)
+        written = _write_accounts(
+            context, warehouse, selected, [fetched[n] for n in names if n in fetched], failed
+        )
+    if not failed:
+        yield from _outputs(selected, [written[name] for name in names])
+        return
+    for name in names:  # partial success: each written account is a materialization of its partition
+        for spec in selected:
+            if name in written:
+                metadata = written[name].metadata(spec)
+                context.log_event(
+                    dg.AssetMaterialization(raw_key(spec.name), partition=name, metadata=metadata)
+                )
     raise dg.Failure(
         description=f"{len(failed)} of {len(names)} account(s) failed and kept their previous rows: "
         + "; ".join(f"{name}: {reason.rstrip('.')}" for name, reason in failed.items())
@@ -166,6 +184,7 @@ def _fetch_account(
     context: dg.AssetExecutionContext,
     config: SourceSyncConfig,
     sched_api: SchedApiResource,
+    warehouse: WarehouseResource,
     ready: ReadyAccount,
     selected: list[EndpointSpec],
     with_rows: dict[str, set[str]],
@@ -186,8 +205,10 @@ def _fetch_account(
                 timeout=sched_api.account_lock_timeout_seconds,
             )
         )
-        if held.waited >= 1:
+        if held.waited > 0:
             context.log.info(f"account {name!r}: waited {held.waited:.1f} s for another run syncing its key")
+            # That run may have written the account's first rows meanwhile: ask again, under the lock.
+            with_rows = _accounts_with_rows(warehouse, list(with_rows), [name])
         plans = {
             spec.name: plan_sync(
                 config,
@@ -262,23 +283,70 @@ def _account_write(item: Fetched, account: AccountFetched, log: Any) -> tuple[Ta
     return write, metadata
 
 
-def _outputs(
-    context: dg.AssetExecutionContext, selected: list[EndpointSpec], accounts: list[AccountFetched]
-) -> Iterator[dg.Output]:
-    for spec in selected:
-        writes: list[TableWrite] = []
-        metadata: list[dict[str, Any]] = []
-        for account in accounts:
-            account.held.check()  # never write an account whose key lock another run may hold now
+@dataclass
+class AccountWritten:
+    """One account's raw tables, committed together: what was read and what each write did."""
+
+    fetched_metadata: dict[str, dict[str, Any]]  # by resource name
+    results: dict[str, WriteResult]  # by resource name
+
+    def metadata(self, spec: EndpointSpec) -> dict[str, Any]:
+        return {**_combined([self.fetched_metadata[spec.name]]), **output_metadata(self.results[spec.name])}
+
+
+def _write_accounts(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    selected: list[EndpointSpec],
+    accounts: list[AccountFetched],
+    failed: dict[str, str],
+) -> dict[str, AccountWritten]:
+    """Write each fetched account's raw tables in ONE transaction of its own (all or nothing).
+
+    The key lock is checked right before: an account whose lock another run may hold now is not
+    written. One account's failed write does not stop the others'.
+    """
+    plans: list[tuple[AccountFetched, list[tuple[str, TableWrite]], dict[str, dict[str, Any]]]] = []
+    for account in accounts:
+        name = account.account.name
+        try:
+            account.held.check()
+        except RuntimeError as exc:
+            failed[name] = str(exc)
+            context.log.error(failed[name])
+            continue
+        writes, metadata = [], {}
+        for spec in selected:
             [item] = [item for item in account.fetched if item.spec.name == spec.name]
-            write, meta = _account_write(item, account, context.log)
-            writes.append(write)
-            metadata.append(meta)
-        yield dg.Output(
-            TableWrites(tuple(writes)),
-            output_name=raw_key(spec.name).to_python_identifier(),
-            metadata=_combined(metadata),
-        )
+            write, metadata[spec.name] = _account_write(item, account, context.log)
+            writes.append((raw_table(spec.name), write))
+        plans.append((account, writes, metadata))
+    outcomes = warehouse.get_write_warehouse().write_groups([writes for _, writes, _ in plans])
+    written: dict[str, AccountWritten] = {}
+    for (account, _, metadata), outcome in zip(plans, outcomes, strict=True):
+        name = account.account.name
+        if isinstance(outcome, Exception):
+            failed[name] = f"its write failed and was rolled back: {_reason(outcome)}"
+            context.log.error(f"account {name!r}: {failed[name]}")
+            continue
+        for result in outcome:
+            context.log.info(
+                f"{result.mode} {result.table} [{name}]: {result.rows_inserted} inserted, "
+                f"{result.rows_updated} updated, {result.rows_deleted} deleted, {result.rows_in_table} rows now"
+                + (f", {result.rows_without_key} without a key left out" if result.rows_without_key else "")
+            )
+        results = {spec.name: result for spec, result in zip(selected, outcome, strict=True)}
+        written[name] = AccountWritten(metadata, results)
+    return written
+
+
+def _outputs(selected: list[EndpointSpec], accounts: list[AccountWritten]) -> Iterator[dg.Output]:
+    """Every account written: one output per table covering the run's accounts (already in the warehouse)."""
+    for spec in selected:
+        metadata = _combined([account.fetched_metadata[spec.name] for account in accounts])
+        metadata.update(scoped_output_metadata([account.results[spec.name] for account in accounts]))
+        # None: the IO manager has nothing left to write; the metadata says what the writes did.
+        yield dg.Output(None, output_name=raw_key(spec.name).to_python_identifier(), metadata=metadata)
 
 
 def _combined(metadata: list[dict[str, Any]]) -> dict[str, Any]:
@@ -297,32 +365,3 @@ def _combined(metadata: list[dict[str, Any]]) -> dict[str, Any]:
     cursors = {name: value for meta in metadata for name, value in meta.get(ACCOUNT_CURSORS, {}).items()}
     merged[ACCOUNT_CURSORS] = dg.MetadataValue.json(cursors)
     return merged
-
-
-def _write_directly(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    selected: list[EndpointSpec],
-    fetched: dict[str, AccountFetched],
-    failed: dict[str, str],
-) -> list[str]:
-    """Write the accounts that were fetched, each a materialization of its own partition."""
-    written: list[str] = []
-    target = warehouse.get_write_warehouse()
-    for name, account in fetched.items():
-        events: list[dg.AssetMaterialization] = []
-        try:
-            for spec in selected:
-                account.held.check()
-                [item] = [item for item in account.fetched if item.spec.name == spec.name]
-                write, meta = _account_write(item, account, context.log)
-                result = target.write(raw_table(spec.name), write)
-                metadata = {**_combined([meta]), **output_metadata(result)}
-                events.append(dg.AssetMaterialization(raw_key(spec.name), partition=name, metadata=metadata))
-        except Exception as exc:  # its earlier tables are written; the partition is reported failed
-            failed[name] = f"written in part, then {_reason(exc)}"
-            continue
-        for event in events:
-            context.log_event(event)
-        written.append(name)
-    return written

@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # no `from __future__ import annotations`: Dagster reads the 
 
 RAW_GROUP = "raw"
 # A raw output is one TableWrite, or with many accounts one scoped TableWrite per account of the run.
-TABLE_WRITES = dg.PythonObjectDagsterType((TableWrite, TableWrites), name="TableWrite")
+# (None when the step wrote the tables itself: many accounts, one transaction per account.)
+TABLE_WRITES = dg.PythonObjectDagsterType((TableWrite, TableWrites, type(None)), name="TableWrite")
 CURSOR_KEY = "cursor_updated_at"
 CURSOR_COLUMN = "updated_at"  # paged resources sync incrementally on the API's `updatedAt`
 

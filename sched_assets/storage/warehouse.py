@@ -199,6 +199,32 @@ class Warehouse:
                 results.append(retried.value)
         return results
 
+    def write_groups(
+        self, groups: Sequence[Sequence[tuple[str, TableWrite]]]
+    ) -> list[list[WriteResult] | Exception]:
+        """Each group of writes (one account's tables) in one transaction of its own, on one connection.
+
+        A group that loses a commit race is re-run (it rolled back); a group that fails otherwise is
+        returned as its exception, and the next groups are still written.
+        """
+        from .write import execute_writes
+
+        outcomes: list[list[WriteResult] | Exception] = []
+        with self.connect() as con:
+            for group in groups:
+                named = [(TableName.parse(table), write) for table, write in group]
+                try:
+                    retried = retry_conflicts(
+                        lambda named=named: execute_writes(con, named), self.retry_policy, what="write"
+                    )
+                except Exception as exc:
+                    outcomes.append(exc)
+                    continue
+                for result in retried.value:
+                    result.commit_retries = retried.retries
+                outcomes.append(retried.value)
+        return outcomes
+
     def table_exists(self, table: str) -> bool:
         """Whether `"schema.name"` exists (False when the database or catalog does not exist yet)."""
         if not self.location.is_lake and not self.path.exists():

@@ -139,20 +139,38 @@ class KeyStats:
 
 def execute_write(con: duckdb.DuckDBPyConnection, table: TableName, write: TableWrite) -> WriteResult:
     """Run `write` against `table` in one transaction; roll back and re-raise on any error."""
+    [result] = execute_writes(con, [(table, write)])
+    return result
+
+
+def execute_writes(
+    con: duckdb.DuckDBPyConnection, writes: Sequence[tuple[TableName, TableWrite]]
+) -> list[WriteResult]:
+    """Run several writes (to different tables) in ONE transaction: all of them land, or none does."""
     from .source import staged_source
 
     started = time.perf_counter()
-    with staged_source(con, write.data) as source:
-        _check_key_columns(write.primary_key, source)
+    with contextlib.ExitStack() as staged:
+        sources = []
+        for _, write in writes:
+            source = staged.enter_context(staged_source(con, write.data))
+            _check_key_columns(write.primary_key, source)
+            sources.append(source)
         con.execute("BEGIN TRANSACTION")
         try:
-            result = _write(con, table, write, source)
+            results = []
+            for (table, write), source in zip(writes, sources, strict=True):
+                began = time.perf_counter()
+                result = _write(con, table, write, source)
+                result.seconds = time.perf_counter() - began
+                results.append(result)
             _commit(con)
         except BaseException:
             _rollback(con)
             raise
-    result.seconds = time.perf_counter() - started
-    return result
+    if len(results) == 1:
+        results[0].seconds = time.perf_counter() - started
+    return results
 
 
 def _commit(con: duckdb.DuckDBPyConnection) -> None:
