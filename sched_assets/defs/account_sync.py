@@ -120,16 +120,18 @@ def sync_accounts(
         written = _write_accounts(
             context, warehouse, selected, [fetched[n] for n in names if n in fetched], failed
         )
-    if not failed:
-        yield from _outputs(selected, [written[name] for name in names])
-        return
-    for name in names:  # partial success: each written account is a materialization of its partition
-        for spec in selected:
-            if name in written:
-                metadata = written[name].metadata(spec)
-                context.log_event(
-                    dg.AssetMaterialization(raw_key(spec.name), partition=name, metadata=metadata)
-                )
+        # Still under the key locks: the materializations (which carry the cursors) are recorded
+        # before another run of the same key may plan its read from them.
+        if not failed:
+            yield from _outputs(selected, [written[name] for name in names])
+            return
+        for name in names:  # partial success: each written account is a materialization of its partition
+            for spec in selected:
+                if name in written:
+                    metadata = written[name].metadata(spec)
+                    context.log_event(
+                        dg.AssetMaterialization(raw_key(spec.name), partition=name, metadata=metadata)
+                    )
     raise dg.Failure(
         description=f"{len(failed)} of {len(names)} account(s) failed and kept their previous rows: "
         + "; ".join(f"{name}: {reason.rstrip('.')}" for name, reason in failed.items())
