@@ -120,7 +120,7 @@ def _still_held(con: object, key: int) -> bool:
 def _file_lock(path: Path, account: str, timeout: float) -> Iterator[HeldLock]:
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(path.parent, exist_ok=True)  # Path.mkdir(parents=True) races with other threads on 3.11
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         started = time.monotonic()
