@@ -370,9 +370,9 @@ def test_runs_obey_the_per_account_and_global_limits(deployment: Deployment, fir
     for a, b, common in overlaps:
         assert {a.limit_tag[0], b.limit_tag[0]} == {PARTITION_TAG, RANGE_START_TAG}, context
         assert common == {HELD}, context
-        # ... and one of the two waited for the other's key lock on the common account.
-        waits = {**waited_events(d.instance, a.run_id), **waited_events(d.instance, b.run_id)}
-        assert common <= set(waits), (common, waits, context)
+    # Whether the key lock made one of them wait depends on timing (under load the batch may be done
+    # with its raw step before the single run's begins); the forced case, with the batch held mid-sync,
+    # is test_a_single_run_never_syncs_an_account_a_batch_is_syncing.
 
 
 def unpaged(shape: Counter[str]) -> dict[str, int]:
