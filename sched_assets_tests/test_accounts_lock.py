@@ -30,8 +30,8 @@ from sched_assets_tests.postgres import PostgresCluster
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY_YAML = REPO / "deploy" / "dagster.yaml"
 
-KEY = "cal_live_0123456789abcdefSECRET"
-OTHER_KEY = "cal_live_fedcba9876543210OTHER"
+KEY = "test-key-not-a-secret-acme"
+OTHER_KEY = "test-key-not-a-secret-other"
 POLL = 0.5  # the lock's poll interval (lock._POLL_SECONDS): a timeout is observed within one poll
 SLACK = 3.0  # generous upper bound on top of timeout + poll on a loaded 2-core machine
 
@@ -419,7 +419,7 @@ def test_advisory_lock_id_is_the_keys_hash_and_the_server_never_sees_the_key(
     assert granted and objsubid == 1
     assert (classid << 32) | objid == lock_id(KEY) & (2**64 - 1)
     assert KEY not in text
-    assert "SECRET" not in text
+    assert "not-a-secret" not in text
 
 
 def test_advisory_lock_held_by_another_process(

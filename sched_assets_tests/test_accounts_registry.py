@@ -226,7 +226,7 @@ def test_duplicate_names(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "env",
-    ["1KEY", "'MY KEY'", "SCHED-KEY", "''", "42", "[A]", "cal_live_abc123"],
+    ["1KEY", "'MY KEY'", "SCHED-KEY", "''", "42", "[A]", "pasted_key_abc123"],
     ids=["digit-first", "space", "dash", "empty", "int", "list", "lower-case-key-like"],
 )
 def test_bad_api_key_env(tmp_path: Path, env: str) -> None:
