@@ -55,7 +55,7 @@ FAST_SETTINGS: dict[str, Any] = {
 }
 
 Record = dict[str, Any]
-_RETRY_LINE = re.compile(r"\bretry \d+ of \d+\b")
+RETRY_LINE = re.compile(r"\bretry \d+ of \d+\b")
 Snapshot = dict[str, tuple[list[tuple[str, str]], list[tuple[Any, ...]]]]
 
 
@@ -182,7 +182,7 @@ class SyncRun:
 
     def retry_warnings(self) -> int:
         """How many retries the client announced in the run log (also counted when the run failed)."""
-        return sum(1 for message in self.log_messages() if _RETRY_LINE.search(message))
+        return sum(1 for message in self.log_messages() if RETRY_LINE.search(message))
 
     def source_metadata(self) -> dict[str, dict[str, Any]]:
         """Materialization metadata of each raw table in this run (plain values)."""

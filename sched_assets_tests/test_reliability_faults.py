@@ -19,6 +19,7 @@ import pytest
 from sched_assets.api.specs import ENDPOINTS
 from sched_assets.demo import DEMO_API_KEY, DemoAccount, DemoApi, Faults, RateLimit
 from sched_assets_tests.reliability_helpers import (
+    RETRY_LINE,
     BlockInjector,
     Snapshot,
     SyncRun,
@@ -150,7 +151,11 @@ def test_sync_survives_fault_with_exact_tables(
         assert retries > 0
         assert any(case.log_hint in message for message in run.log_messages())
     else:
-        assert retries == 0
+        # A spike under the read timeout is a slow answer, not a failure: never retried as a timeout.
+        # (On a loaded CI machine an unrelated transient may still cost a retry; it must say what it was.)
+        retried = [message for message in run.log_messages() if RETRY_LINE.search(message)]
+        assert len(retried) == retries, retried
+        assert not any("Timeout" in message for message in retried), retried
     # Finite: every request the server saw is one the client counted, and no request retried forever.
     assert run.total("requests") == run.requests
     assert run.requests <= 29 * (1 + case.settings.get("max_retries", 3))

@@ -93,6 +93,7 @@ def sync_accounts(
     ready = _resolve(sched_api, registry, names, failed, context.log)
     paged = [raw_table(spec.name) for spec in selected if spec.paged]
     with_rows = _accounts_with_rows(warehouse, paged, list(ready))
+    place = _lock_place(context.instance)
     with tempfile.TemporaryDirectory(prefix="sched_assets_") as tmp, contextlib.ExitStack() as locks:
         workers = max(1, min(len(names), sched_api.account_concurrency))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sched-account") as pool:
@@ -106,6 +107,7 @@ def sync_accounts(
                     account,
                     selected,
                     with_rows,
+                    place,
                     Path(tmp),
                 )
                 for name, account in ready.items()
@@ -182,6 +184,22 @@ def _resolve(
     return ready
 
 
+@dataclass(frozen=True)
+class LockPlace:
+    """Where the run's key locks live: the instance's Postgres, else a directory of its storage."""
+
+    postgres_url: str | None
+    lock_dir: Path
+
+
+def _lock_place(instance: dg.DagsterInstance) -> LockPlace:
+    # Resolved once, before the account threads: an ephemeral instance creates its storage directory
+    # lazily, and two threads asking at once each created one (the loser's was deleted under it).
+    from sched_assets.accounts.lock import instance_postgres_url
+
+    return LockPlace(instance_postgres_url(instance), Path(instance.storage_directory()) / "sched_key_locks")
+
+
 def _fetch_account(
     context: dg.AssetExecutionContext,
     config: SourceSyncConfig,
@@ -190,9 +208,10 @@ def _fetch_account(
     ready: ReadyAccount,
     selected: list[EndpointSpec],
     with_rows: dict[str, set[str]],
+    place: LockPlace,
     tmp: Path,
 ) -> AccountFetched:
-    from sched_assets.accounts.lock import instance_postgres_url, key_lock
+    from sched_assets.accounts.lock import key_lock
 
     account, client_config, name = ready.account, ready.client_config, ready.account.name
     source = sched_api.account_source(account)
@@ -202,8 +221,8 @@ def _fetch_account(
             key_lock(
                 client_config.api_key,
                 name,
-                postgres_url=instance_postgres_url(context.instance),
-                lock_dir=Path(context.instance.storage_directory()) / "sched_key_locks",
+                postgres_url=place.postgres_url,
+                lock_dir=place.lock_dir,
                 timeout=sched_api.account_lock_timeout_seconds,
             )
         )
