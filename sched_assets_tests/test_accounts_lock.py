@@ -24,7 +24,14 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from sched_assets.accounts.lock import KeyLockLost, KeyLockTimeout, instance_postgres_url, key_lock, lock_id
+from sched_assets.accounts.lock import (
+    KeyLockLost,
+    KeyLocks,
+    KeyLockTimeout,
+    instance_postgres_url,
+    key_lock,
+    lock_id,
+)
 from sched_assets_tests.postgres import PostgresCluster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -523,4 +530,47 @@ def test_a_postgres_restart_ends_the_lock_and_its_holder_learns_it_before_writin
         assert acquire_now(postgres_url=url, lock_dir=tmp_path) < POLL  # the key is free again
 
     assert postgres.running
+    assert acquire_now(postgres_url=url, lock_dir=tmp_path) < POLL
+
+
+def test_a_runs_key_locks_share_one_postgres_session(
+    postgres: PostgresCluster, postgres_db: str, tmp_path: Path
+) -> None:
+    # One connection per run, not per account; the same key twice in one run still waits (advisory
+    # locks would re-enter within a session); closing the run's locks releases every one of them.
+    url = postgres.url(postgres_db)
+    before = sessions(postgres, postgres_db)
+    locks = KeyLocks(postgres_url=url, lock_dir=tmp_path, timeout=0.6)
+    with locks:
+        with locks.hold(KEY, "acme") as acme, locks.hold(OTHER_KEY, "globex") as globex:
+            assert acme.waited == globex.waited == 0
+            assert sessions(postgres, postgres_db) == before + 1
+            assert len(advisory_locks(postgres, postgres_db)) == 2
+            started = time.monotonic()
+            with pytest.raises(KeyLockTimeout), locks.hold(KEY, "acme-eu"):
+                pytest.fail("one run held one key twice")
+            assert time.monotonic() - started >= 0.6
+            assert_times_out(postgres_url=url, lock_dir=tmp_path, timeout=0)  # and no other run gets it
+            acme.check()
+            globex.check()
+        assert advisory_locks(postgres, postgres_db) == []  # released as each account finished
+        held = locks.hold(KEY, "acme")
+        held.__enter__()  # left open: closing the locks must release it
+    assert advisory_locks(postgres, postgres_db) == []
+    assert wait_until(lambda: sessions(postgres, postgres_db) == before)
+
+
+def test_a_postgres_restart_loses_every_lock_of_the_run(
+    postgres: PostgresCluster, postgres_db: str, tmp_path: Path
+) -> None:
+    url = postgres.url(postgres_db)
+    with (
+        KeyLocks(postgres_url=url, lock_dir=tmp_path, timeout=0) as locks,
+        locks.hold(KEY, "acme") as acme,
+        locks.hold(OTHER_KEY, "globex") as globex,
+    ):
+        postgres.restart()
+        for held in (acme, globex):
+            with pytest.raises(KeyLockLost):
+                held.check()
     assert acquire_now(postgres_url=url, lock_dir=tmp_path) < POLL

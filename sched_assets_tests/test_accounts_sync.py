@@ -262,3 +262,45 @@ def test_two_accounts_with_one_key_in_a_run_fail_the_later_one_at_once(
     message = failure.step_failure_data.error.message
     assert f"is the key of account {names[0]!r} too" in message and keys[0].api_key not in message
     assert account_counts(database, "raw.bookings") == {names[0]: keys[0].bookings}
+
+
+def test_previous_cursors_are_each_accounts_latest_in_two_queries_per_table() -> None:
+    """The run's cursors come from each account's own latest materialization, however old it is, and
+    only when it was read from the same source."""
+    from types import SimpleNamespace
+
+    from sched_assets.accounts import Account
+    from sched_assets.api.specs import ENDPOINTS
+    from sched_assets.defs.account_sync import ACCOUNT_CURSORS, ReadyAccount, _previous_cursors
+
+    bookings = next(spec for spec in ENDPOINTS if spec.name == "bookings")
+    accounts = {name: Account(name, f"SCHED_API_KEY__{name.upper()}", None) for name in ("a", "b", "c")}
+    api = SimpleNamespace(account_source=lambda account: f"https://api.example/{account.name}")
+
+    def record(
+        instance: dg.DagsterInstance, partition: str, cursors: dict[str, str], source: str = ""
+    ) -> None:
+        value = {
+            name: {"source": source or f"https://api.example/{name}", "cursor": cursor}
+            for name, cursor in cursors.items()
+        }
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                raw_key("bookings"),
+                partition=partition,
+                metadata={ACCOUNT_CURSORS: dg.MetadataValue.json(value)},
+            )
+        )
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        ready = {name: ReadyAccount(account, None) for name, account in accounts.items()}  # type: ignore[arg-type]
+        assert _previous_cursors(instance, [bookings], ready, api) == {"a": {}, "b": {}, "c": {}}
+        for name in ("a", "b", "c"):  # one run over all three: each partition carries the run's cursors
+            record(instance, name, {"a": "a1", "b": "b1", "c": "c1"})
+        for _ in range(30):  # later runs of "b" alone bury the others' records deep in the history
+            record(instance, "b", {"b": "b2"})
+        record(instance, "c", {"c": "c2"}, source="https://other.example")  # another server: no cursor
+
+        found = _previous_cursors(instance, [bookings], ready, api)
+
+    assert found == {"a": {"bookings": "a1"}, "b": {"bookings": "b2"}, "c": {}}

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _PERSON = b"sched-key-lock"  # domain separation: this hash means nothing anywhere else
 _POLL_SECONDS = 0.5
@@ -55,16 +57,94 @@ def lock_id(api_key: str) -> int:
 @contextlib.contextmanager
 def key_lock(
     api_key: str, account: str, *, postgres_url: str | None, lock_dir: Path, timeout: float
-) -> Iterator[float]:
-    """Hold the key's lock for the block; yields the seconds waited. `KeyLockTimeout` after `timeout`."""
-    if postgres_url:
-        with _advisory_lock(lock_id(api_key), account, postgres_url, timeout) as waited:
-            yield waited
-    else:
-        with _file_lock(
-            lock_dir / f"key-{lock_id(api_key) & (2**64 - 1):016x}.lock", account, timeout
-        ) as waited:
-            yield waited
+) -> Iterator[HeldLock]:
+    """Hold one key's lock for the block. `KeyLockTimeout` after `timeout` seconds of waiting."""
+    locks = KeyLocks(postgres_url=postgres_url, lock_dir=lock_dir, timeout=timeout)
+    with locks, locks.hold(api_key, account) as held:
+        yield held
+
+
+class KeyLocks:
+    """The key locks of one run: on Postgres one session holds them all (one connection per run, not
+    per account), else one lock file per key in `lock_dir`. Safe to use from the run's threads."""
+
+    def __init__(self, *, postgres_url: str | None, lock_dir: Path, timeout: float) -> None:
+        self.postgres_url, self.lock_dir, self.timeout = postgres_url, lock_dir, timeout
+        self._mutex = threading.Lock()  # one statement at a time on the shared session
+        self._con: Any = None
+        self._held: set[int] = set()  # advisory locks re-enter within a session: refuse that here
+
+    def __enter__(self) -> KeyLocks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the session, which releases every advisory lock it still holds."""
+        with self._mutex:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    @contextlib.contextmanager
+    def hold(self, api_key: str, account: str) -> Iterator[HeldLock]:
+        """Hold the key's lock for the block; `KeyLockTimeout` after the run's timeout."""
+        key = lock_id(api_key)
+        if not self.postgres_url:
+            with _file_lock(
+                self.lock_dir / f"key-{key & (2**64 - 1):016x}.lock", account, self.timeout
+            ) as held:
+                yield held
+            return
+        started = time.monotonic()
+        while not self._try_advisory(key):
+            if time.monotonic() - started >= self.timeout:
+                raise _timeout(account, self.timeout)
+            time.sleep(_POLL_SECONDS)
+        try:
+            yield HeldLock(account, _waited(started), self._session_alive)
+        finally:
+            self._release_advisory(key)
+
+    def _try_advisory(self, key: int) -> bool:
+        with self._mutex:
+            if key in self._held:
+                return False
+            if self._con is None:
+                import psycopg2
+
+                self._con = psycopg2.connect(_libpq_url(str(self.postgres_url)))
+                self._con.autocommit = True
+            with self._con.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                got = bool(cur.fetchone()[0])
+            if got:
+                self._held.add(key)
+            return got
+
+    def _release_advisory(self, key: int) -> None:
+        import psycopg2
+
+        with self._mutex:
+            self._held.discard(key)
+            if self._con is not None:
+                # A lost session already released it.
+                with contextlib.suppress(psycopg2.Error), self._con.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def _session_alive(self) -> bool:
+        # Session-level advisory locks end only with the session (or an unlock, which only `hold`
+        # does): while the session answers, every lock it took is still held.
+        import psycopg2
+
+        with self._mutex:
+            try:
+                with self._con.cursor() as cur:
+                    cur.execute("SELECT 1")
+                    return cur.fetchone() is not None
+            except (psycopg2.Error, AttributeError):
+                return False
 
 
 def _timeout(account: str, timeout: float) -> KeyLockTimeout:
@@ -76,51 +156,10 @@ def _timeout(account: str, timeout: float) -> KeyLockTimeout:
 
 
 @contextlib.contextmanager
-def _advisory_lock(key: int, account: str, postgres_url: str, timeout: float) -> Iterator[HeldLock]:
-    import psycopg2
-
-    con = psycopg2.connect(_libpq_url(postgres_url))
-    try:
-        con.autocommit = True
-        started = time.monotonic()
-        with con.cursor() as cur:
-            while True:
-                cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-                if cur.fetchone()[0]:
-                    break
-                if time.monotonic() - started >= timeout:
-                    raise _timeout(account, timeout)
-                time.sleep(_POLL_SECONDS)
-        yield HeldLock(account, _waited(started), lambda: _still_held(con, key))
-        # A lost connection already released it.
-        with contextlib.suppress(psycopg2.Error), con.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
-    finally:
-        con.close()  # also releases the lock if the block raised
-
-
-def _still_held(con: object, key: int) -> bool:
-    """Whether this session still holds the advisory lock (False once the connection is gone)."""
-    import psycopg2
-
-    try:
-        with con.cursor() as cur:  # type: ignore[attr-defined]
-            # A bigint advisory lock shows as classid = high 32 bits, objid = low 32 bits, objsubid = 1.
-            cur.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
-                "AND granted AND objsubid = 1 AND classid = %s::bigint::oid AND objid = %s::bigint::oid",
-                ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
-            )
-            return cur.fetchone()[0] > 0
-    except psycopg2.Error:
-        return False
-
-
-@contextlib.contextmanager
 def _file_lock(path: Path, account: str, timeout: float) -> Iterator[HeldLock]:
     import fcntl
 
-    os.makedirs(path.parent, exist_ok=True)  # Path.mkdir(parents=True) races with other threads on 3.11
+    os.makedirs(path.parent, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         started = time.monotonic()

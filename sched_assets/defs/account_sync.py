@@ -45,7 +45,7 @@ from sched_assets.storage.naming import TableName, quote_ident
 from sched_assets.storage.write import TableWrite, WriteResult
 
 if TYPE_CHECKING:
-    from sched_assets.accounts.lock import HeldLock
+    from sched_assets.accounts.lock import HeldLock, KeyLocks
     from sched_assets.accounts.registry import AccountRegistry
     from sched_assets.api.client import ClientConfig
 
@@ -93,8 +93,13 @@ def sync_accounts(
     ready = _resolve(sched_api, registry, names, failed, context.log)
     paged = [raw_table(spec.name) for spec in selected if spec.paged]
     with_rows = _accounts_with_rows(warehouse, paged, list(ready))
-    place = _lock_place(context.instance)
-    with tempfile.TemporaryDirectory(prefix="sched_assets_") as tmp, contextlib.ExitStack() as locks:
+    cursors = _previous_cursors(context.instance, selected, ready, sched_api)
+    key_locks = _key_locks(context.instance, sched_api.account_lock_timeout_seconds)
+    with (
+        key_locks,
+        tempfile.TemporaryDirectory(prefix="sched_assets_") as tmp,
+        contextlib.ExitStack() as locks,
+    ):
         workers = max(1, min(len(names), sched_api.account_concurrency))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sched-account") as pool:
             futures = {
@@ -107,7 +112,8 @@ def sync_accounts(
                     account,
                     selected,
                     with_rows,
-                    place,
+                    cursors.get(name, {}),
+                    key_locks,
                     Path(tmp),
                 )
                 for name, account in ready.items()
@@ -184,20 +190,16 @@ def _resolve(
     return ready
 
 
-@dataclass(frozen=True)
-class LockPlace:
-    """Where the run's key locks live: the instance's Postgres, else a directory of its storage."""
-
-    postgres_url: str | None
-    lock_dir: Path
-
-
-def _lock_place(instance: dg.DagsterInstance) -> LockPlace:
+def _key_locks(instance: dg.DagsterInstance, timeout: float) -> KeyLocks:
     # Resolved once, before the account threads: an ephemeral instance creates its storage directory
     # lazily, and two threads asking at once each created one (the loser's was deleted under it).
-    from sched_assets.accounts.lock import instance_postgres_url
+    from sched_assets.accounts.lock import KeyLocks, instance_postgres_url
 
-    return LockPlace(instance_postgres_url(instance), Path(instance.storage_directory()) / "sched_key_locks")
+    return KeyLocks(
+        postgres_url=instance_postgres_url(instance),
+        lock_dir=Path(instance.storage_directory()) / "sched_key_locks",
+        timeout=timeout,
+    )
 
 
 def _fetch_account(
@@ -208,34 +210,27 @@ def _fetch_account(
     ready: ReadyAccount,
     selected: list[EndpointSpec],
     with_rows: dict[str, set[str]],
-    place: LockPlace,
+    cursors: dict[str, str],
+    key_locks: KeyLocks,
     tmp: Path,
 ) -> AccountFetched:
-    from sched_assets.accounts.lock import key_lock
-
     account, client_config, name = ready.account, ready.client_config, ready.account.name
     source = sched_api.account_source(account)
     lock = contextlib.ExitStack()
     try:
-        held = lock.enter_context(
-            key_lock(
-                client_config.api_key,
-                name,
-                postgres_url=place.postgres_url,
-                lock_dir=place.lock_dir,
-                timeout=sched_api.account_lock_timeout_seconds,
-            )
-        )
+        held = lock.enter_context(key_locks.hold(client_config.api_key, name))
         if held.waited > 0:
             context.log.info(f"account {name!r}: waited {held.waited:.1f} s for another run syncing its key")
-            # That run may have written the account's first rows meanwhile: ask again, under the lock.
+            # That run may have written the account's rows and cursors meanwhile: ask again, under the lock.
             with_rows = _accounts_with_rows(warehouse, list(with_rows), [name])
+            cursors = {
+                spec.name: cursor
+                for spec in selected
+                if (cursor := _previous_cursor(context.instance, raw_key(spec.name), name, source))
+            }
         plans = {
             spec.name: plan_sync(
-                config,
-                spec,
-                _previous_cursor(context.instance, raw_key(spec.name), name, source),
-                lambda table: name in with_rows.get(table, ()),
+                config, spec, cursors.get(spec.name), lambda table: name in with_rows.get(table, ())
             )
             for spec in selected
         }
@@ -257,6 +252,42 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _previous_cursors(
+    instance: dg.DagsterInstance,
+    selected: list[EndpointSpec],
+    ready: dict[str, ReadyAccount],
+    sched_api: SchedApiResource,
+) -> dict[str, dict[str, str]]:
+    """Per account, per resource: the cursor its last materialization recorded (from the same source).
+
+    Two event-log queries per table for the whole run instead of one per account and table. Read before
+    the key locks: a run that writes an account in between leaves us an older cursor (a larger read,
+    the same rows), or, if we had to wait for it, the account asks again under its lock.
+    """
+    from dagster._core.events import DagsterEventType
+
+    found: dict[str, dict[str, str]] = {name: {} for name in ready}
+    if not ready:
+        return found
+    for spec in selected:
+        key = raw_key(spec.name)
+        latest = instance.event_log_storage.get_latest_storage_id_by_partition(
+            key, DagsterEventType.ASSET_MATERIALIZATION, partitions=set(ready)
+        )
+        if not latest:
+            continue
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, storage_ids=list(latest.values())), limit=len(latest)
+        ).records
+        for record in records:
+            name = record.partition_key
+            if name in ready and record.asset_materialization is not None:
+                source = sched_api.account_source(ready[name].account)
+                if cursor := _cursor_of(record.asset_materialization, name, source):
+                    found[name][spec.name] = cursor
+    return found
+
+
 def _previous_cursor(instance: dg.DagsterInstance, key: dg.AssetKey, account: str, source: str) -> str | None:
     """The cursor the account's last materialization of `key` recorded for it, from the same source."""
     records = instance.fetch_materializations(
@@ -264,7 +295,11 @@ def _previous_cursor(instance: dg.DagsterInstance, key: dg.AssetKey, account: st
     ).records
     if not records or records[0].asset_materialization is None:
         return None
-    entry = records[0].asset_materialization.metadata.get(ACCOUNT_CURSORS)
+    return _cursor_of(records[0].asset_materialization, account, source)
+
+
+def _cursor_of(materialization: dg.AssetMaterialization, account: str, source: str) -> str | None:
+    entry = materialization.metadata.get(ACCOUNT_CURSORS)
     mine = (entry.value or {}).get(account) if entry is not None and isinstance(entry.value, dict) else None
     if not isinstance(mine, dict) or mine.get("source") != source:
         return None
