@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 from sched_assets.analytics import SELECTS
-from sched_assets.analytics.build import BuiltTable, Scope, ScopedRows, build_table, combined, scoped_select
+from sched_assets.analytics.build import BuiltTable, Scope, ScopedRows, build_table, scoped_select
 from sched_assets.analytics.specs import EVENT_TYPE_STATS, SCHEDULE_WINDOWS, TABLES, TableSpec
 from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME
 from sched_assets.frames.columns import column_types, key_columns
@@ -333,7 +333,7 @@ def test_an_account_without_raw_rows_gets_the_empty_build(shared: Warehouse, tmp
 
 def test_built_table_reports_the_accounts_rows(shared: Warehouse) -> None:
     built = build_scoped(shared, ACME)
-    built_globex = build_scoped(shared, GLOBEX)
+    build_scoped(shared, GLOBEX)
 
     for table in TABLES:
         assert list(built[table.name].columns) == shared.columns(table.qualified_name)
@@ -347,24 +347,63 @@ def test_built_table_reports_the_accounts_rows(shared: Warehouse) -> None:
             assert len(rows) == result.row_count
             assert {row[0] for row in rows} == {ACME}
 
-            both = combined([result, built_globex[table.name]])
-            assert both.table == table.table_name
-            assert both.row_count == result.row_count + built_globex[table.name].row_count
-            assert both.rows == ScopedRows(table.table_name, "account", (ACME, GLOBEX))
-            assert both.seconds == pytest.approx(result.seconds + built_globex[table.name].seconds)
-            total = con.sql(f"SELECT count(*) FROM {both.rows.sql}").fetchone()
-            assert total == (both.row_count,)
+
+def test_a_build_of_several_accounts_equals_their_separate_builds(shared: Warehouse) -> None:
+    separate = {account: build_scoped(shared, account) for account in (ACME, GLOBEX)}
+    before = {(table.name, a): account_result(shared, table, a) for table in TABLES for a in (ACME, GLOBEX)}
+
+    with shared.connect() as con:
+        both = {
+            table.name: build_table(
+                con, table, SELECTS[table.name], [Scope("account", ACME), Scope("account", GLOBEX)]
+            )
+            for table in TABLES
+        }
+
+    for table in TABLES:
+        built = both[table.name]
+        assert built.rows == ScopedRows(table.table_name, "account", (ACME, GLOBEX))
+        assert (
+            built.row_count == separate[ACME][table.name].row_count + separate[GLOBEX][table.name].row_count
+        )
+        for account in (ACME, GLOBEX):
+            assert account_result(shared, table, account) == before[(table.name, account)]
+        with shared.connect(read_only=True) as con:
+            assert con.sql(f"SELECT count(*) FROM {built.rows.sql}").fetchone() == (built.row_count,)
 
 
-def test_combined_of_unscoped_builds_is_the_whole_table(singles: dict[str, Path], tmp_path: Path) -> None:
-    path = tmp_path / "single.duckdb"
-    shutil.copy(singles[ACME], path)
-    with duckdb.connect(str(path)) as con:
-        first = build_table(con, EVENT_TYPE_STATS, SELECTS[EVENT_TYPE_STATS.name])
-    assert first.rows == EVENT_TYPE_STATS.table_name
+def test_a_build_of_several_accounts_is_one_transaction(shared: Warehouse) -> None:
+    """The second account's SELECT fails: the first account's new rows are rolled back with it."""
+    build_scoped(shared, ACME)
+    build_scoped(shared, GLOBEX)
+    before = {a: account_result(shared, EVENT_TYPE_STATS, a) for a in (ACME, GLOBEX, INITECH)}
+    with shared.connect(read_only=True) as con:
+        [(globex_only,)] = con.sql(
+            "SELECT min(id) FROM raw.bookings WHERE account = 'globex' AND id NOT IN "
+            "(SELECT id FROM raw.bookings WHERE account = 'acme')"
+        ).fetchall()
+    # A SELECT of the table's shape that changes every count, and fails on the globex rows.
+    failing = (
+        f"SELECT * REPLACE (CASE WHEN EXISTS (SELECT 1 FROM raw.bookings WHERE id = {globex_only}) "
+        "THEN error('globex data is bad') ELSE bookings_total + 1000 END AS bookings_total) "
+        f"FROM ({SELECTS[EVENT_TYPE_STATS.name]})"
+    )
 
-    assert combined([first]).rows == EVENT_TYPE_STATS.table_name
-    assert combined([first]).row_count == first.row_count
+    with shared.connect() as con, pytest.raises(duckdb.Error, match="globex data is bad"):
+        build_table(
+            con,
+            EVENT_TYPE_STATS,
+            failing,
+            [Scope("account", INITECH), Scope("account", ACME), Scope("account", GLOBEX)],
+        )
+
+    for account in (ACME, GLOBEX, INITECH):
+        assert account_result(shared, EVENT_TYPE_STATS, account) == before[account]
+
+
+def test_a_build_needs_a_scope_or_none(shared: Warehouse) -> None:
+    with shared.connect() as con, pytest.raises(ValueError, match="at least one scope"):
+        build_table(con, EVENT_TYPE_STATS, SELECTS[EVENT_TYPE_STATS.name], [])
 
 
 def test_scoped_rows_sql_quotes_its_values() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,9 +32,13 @@ class ScopedRows:
     values: tuple[str, ...]
 
     @property
-    def sql(self) -> str:
+    def where(self) -> str:
         values = ", ".join(quote_literal(value) for value in self.values)
-        return f"(SELECT * FROM {self.table.sql} WHERE {quote_ident(self.column)} IN ({values}))"
+        return f"{quote_ident(self.column)} IN ({values})"
+
+    @property
+    def sql(self) -> str:
+        return f"(SELECT * FROM {self.table.sql} WHERE {self.where})"
 
 
 @dataclass(frozen=True)
@@ -45,24 +50,6 @@ class BuiltTable:
     columns: tuple[Column, ...]  # (name, DuckDB type) in table order
     seconds: float
     rows: TableName | ScopedRows  # what this build wrote: the whole table, or the accounts' rows of it
-
-
-def combined(builds: list[BuiltTable]) -> BuiltTable:
-    """Several accounts' builds of one table as one (row counts and times summed)."""
-    last = builds[-1]
-    scoped = [build.rows for build in builds if isinstance(build.rows, ScopedRows)]
-    rows = (
-        ScopedRows(last.table, scoped[0].column, tuple(v for part in scoped for v in part.values))
-        if scoped
-        else last.rows
-    )
-    return BuiltTable(
-        table=last.table,
-        row_count=sum(build.row_count for build in builds),
-        columns=last.columns,
-        seconds=sum(build.seconds for build in builds),
-        rows=rows,
-    )
 
 
 @dataclass(frozen=True)
@@ -93,19 +80,29 @@ def scoped_select(select_sql: str, scope: Scope) -> str:
 
 
 def build_table(
-    con: duckdb.DuckDBPyConnection, table: TableSpec, select_sql: str, scope: Scope | None = None
+    con: duckdb.DuckDBPyConnection,
+    table: TableSpec,
+    select_sql: str,
+    scope: Scope | Sequence[Scope] | None = None,
 ) -> BuiltTable:
-    """Replace `analytics.<table.name>` (or the scope's rows of it) with `select_sql`, atomically."""
+    """Replace `analytics.<table.name>` (or the scopes' rows of it) with `select_sql`, atomically.
+
+    Several scopes (a run's accounts) share one transaction: one commit instead of one per account, and
+    a failure leaves every account's previous rows.
+    """
+    scopes = [scope] if isinstance(scope, Scope) else None if scope is None else list(scope)
+    if scopes == []:
+        raise ValueError("build_table needs at least one scope (or None for the whole table)")
     name = table.table_name
     started = time.perf_counter()
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(name.schema)}")
-        if scope is None:
+        if scopes is None:
             con.execute(f"CREATE OR REPLACE TABLE {name.sql} AS {select_sql}")
             rows = row_count(con, name)
         else:
-            rows = _replace_scope(con, name, select_sql, scope)
+            rows = _replace_scopes(con, name, select_sql, scopes)
         # Read inside the transaction: what we report is exactly what we commit.
         columns = table_columns(con, name) or []
         con.execute("COMMIT")
@@ -121,25 +118,37 @@ def build_table(
         row_count=rows,
         columns=tuple(columns),
         seconds=time.perf_counter() - started,
-        rows=name if scope is None else ScopedRows(name, scope.column, (scope.value,)),
+        rows=name if scopes is None else ScopedRows(name, scopes[0].column, tuple(s.value for s in scopes)),
     )
 
 
-def _replace_scope(con: duckdb.DuckDBPyConnection, name: TableName, select_sql: str, scope: Scope) -> int:
-    """Replace the scope's rows of the shared table; create it, or add the columns it lacks, first."""
-    rows_sql = f"SELECT {quote_literal(scope.value)} AS {quote_ident(scope.column)}, * FROM ({scoped_select(select_sql, scope)})"
+def _replace_scopes(
+    con: duckdb.DuckDBPyConnection, name: TableName, select_sql: str, scopes: list[Scope]
+) -> int:
+    """Replace the scopes' rows of the shared table; create it, or add the columns it lacks, first."""
+
+    def rows_sql(scope: Scope) -> str:
+        return (
+            f"SELECT {quote_literal(scope.value)} AS {quote_ident(scope.column)}, * "
+            f"FROM ({scoped_select(select_sql, scope)})"
+        )
+
+    column = scopes[0].column
     existing = table_columns(con, name)
-    if existing is not None and scope.column.casefold() not in {c.casefold() for c, _ in existing}:
+    if existing is not None and column.casefold() not in {c.casefold() for c, _ in existing}:
         raise ValueError(
-            f"{name} has no {scope.column} column (it was built in single-account mode); point "
+            f"{name} has no {column} column (it was built in single-account mode); point "
             "SCHED_DUCKDB_PATH at a new warehouse for many accounts, or drop the table"
         )
-    con.execute(f"CREATE TABLE IF NOT EXISTS {name.sql} AS {rows_sql} LIMIT 0")
-    have = {column.casefold() for column, _ in table_columns(con, name) or []}
-    for column, type_, *_ in con.execute(f"DESCRIBE {rows_sql}").fetchall():
-        if str(column).casefold() not in have:  # a new version of the SELECT added a column
-            con.execute(f"ALTER TABLE {name.sql} ADD COLUMN {quote_ident(column)} {type_}")
-    con.execute(f"DELETE FROM {name.sql} WHERE {scope.where}").fetchall()
-    con.execute(f"INSERT INTO {name.sql} BY NAME {rows_sql}").fetchall()
-    [(rows,)] = con.execute(f"SELECT count(*) FROM {name.sql} WHERE {scope.where}").fetchall()
+    # The SELECT's columns do not depend on the scope: shape the table once, from the first.
+    con.execute(f"CREATE TABLE IF NOT EXISTS {name.sql} AS {rows_sql(scopes[0])} LIMIT 0")
+    have = {c.casefold() for c, _ in table_columns(con, name) or []}
+    for new_column, type_, *_ in con.execute(f"DESCRIBE {rows_sql(scopes[0])}").fetchall():
+        if str(new_column).casefold() not in have:  # a new version of the SELECT added a column
+            con.execute(f"ALTER TABLE {name.sql} ADD COLUMN {quote_ident(new_column)} {type_}")
+    where = ScopedRows(name, column, tuple(s.value for s in scopes)).where
+    con.execute(f"DELETE FROM {name.sql} WHERE {where}").fetchall()
+    for scope in scopes:
+        con.execute(f"INSERT INTO {name.sql} BY NAME {rows_sql(scope)}").fetchall()
+    [(rows,)] = con.execute(f"SELECT count(*) FROM {name.sql} WHERE {where}").fetchall()
     return int(rows)

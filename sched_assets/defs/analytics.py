@@ -14,7 +14,7 @@ import dagster as dg
 
 from sched_assets.accounts import ACCOUNT_COLUMN
 from sched_assets.analytics import SELECTS, previews
-from sched_assets.analytics.build import BuiltTable, Scope, build_table, combined
+from sched_assets.analytics.build import BuiltTable, Scope, build_table
 from sched_assets.analytics.specs import (
     BOOKING_ATTENDEES,
     BOOKING_UTILIZATION_DAILY,
@@ -78,17 +78,13 @@ def _build(
             )
     policy = warehouse.get_write_warehouse().retry_policy
 
-    def build(scope: Scope | None) -> BuiltTable:
-        # Re-run whole when another writer's commit conflicts with ours (DuckLake); rolled back first.
-        return retry_conflicts(
-            lambda: build_table(con, table, SELECTS[table.name], scope), policy, what=f"build {table.name}"
-        ).value
-
     accounts = run_accounts(context)
-    if accounts is None:
-        built = build(None)
-    else:  # each account's rows in their own transaction: one account's failure keeps the others'
-        built = combined([build(Scope(ACCOUNT_COLUMN, name)) for name in accounts])
+    # The run's accounts in one transaction (one commit, not one per account); a failure leaves every
+    # account's previous rows. Re-run whole when another writer's commit conflicts with ours (DuckLake).
+    scopes = None if accounts is None else [Scope(ACCOUNT_COLUMN, name) for name in accounts]
+    built = retry_conflicts(
+        lambda: build_table(con, table, SELECTS[table.name], scopes), policy, what=f"build {table.name}"
+    ).value
     context.log.info(f"built {built.table}: {built.row_count} rows in {built.seconds:.2f}s")
     return built
 
