@@ -379,3 +379,19 @@ def test_503_with_retry_after_waits_that_long():
     client, sleeps = make_client(handler)
     assert fetch_all(client, ENDPOINTS_BY_NAME["my_profile"]) == [{"id": 1}]
     assert sleeps == [pytest.approx(20.5)]
+
+
+def test_clients_share_one_tls_context_that_still_verifies() -> None:
+    """A run of many accounts builds a client per account: they share one TLS context (building one
+    costs ~20 ms of CPU), and sharing it does not weaken certificate checks."""
+    import ssl
+
+    from sched_assets.api.client import _tls_context
+
+    configs = [ClientConfig(base_url=f"https://{name}.example/v2", api_key=KEY) for name in ("a", "b")]
+    with SchedApiClient(configs[0]) as first, SchedApiClient(configs[1]) as second:
+        pools = [client._http._transport._pool for client in (first, second)]  # httpcore's pool
+        assert pools[0]._ssl_context is pools[1]._ssl_context is _tls_context()
+    context = _tls_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
