@@ -116,10 +116,13 @@ def test_batch_run_equals_single_account_syncs(
 
     with duckdb.connect(str(database), read_only=True) as con:
         [(first_column,)] = con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'bookings' AND column_index = 1"
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw' AND table_name = 'bookings' "
+            "AND column_index = 1"
         ).fetchall()
     assert first_column == ACCOUNT_COLUMN
     assert account_counts(database, "raw.bookings") == {key.name: key.bookings for key in keys}
+    # Each account's bookings have one (current) version in the history, written in the same transaction.
+    assert account_counts(database, "history.bookings") == {key.name: key.bookings for key in keys}
 
     for key in keys:  # the oracle: the same account synced alone, in the single-account mode
         alone = tmp_path / f"{key.name}.duckdb"

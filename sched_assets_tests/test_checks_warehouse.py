@@ -53,6 +53,7 @@ def test_check_names_and_blocking() -> None:
     assert raw_keys == {
         *(dg.AssetCheckKey(raw_key(spec.name), PRIMARY_KEY_CHECK) for spec in ENDPOINTS),
         dg.AssetCheckKey(raw_key("bookings"), "bookings_event_type_known"),
+        dg.AssetCheckKey(dg.AssetKey(["history", "bookings"]), PRIMARY_KEY_CHECK),
     }
     assert {spec.key for spec in raw_primary_key_checks.check_specs} == {
         dg.AssetCheckKey(raw_key(spec.name), PRIMARY_KEY_CHECK) for spec in ENDPOINTS
@@ -64,10 +65,9 @@ def test_check_names_and_blocking() -> None:
     assert dg.AssetCheckKey(utilization, "utilization_at_most_100_percent") in analytics_keys
     assert {key.asset_key for key in analytics_keys} == {asset.key for asset in analytics_assets}
     assert len(checks) == len(raw_checks) + len(analytics_checks)
-    # 6 raw key checks + bookings_event_type_known, 5 analytics key checks + 2 utilization checks.
-    assert (
-        sum(len(check.check_keys) for check in checks) == len(ENDPOINTS) + 5 + 3
-    )  # keys of raw, analytics; 3 more
+    # raw key checks + bookings_event_type_known, the history key check, 5 analytics key checks + 2
+    # utilization checks.
+    assert sum(len(check.check_keys) for check in checks) == len(ENDPOINTS) + 1 + 1 + 5 + 2
 
 
 def analytics_key_by_name(name: str) -> dg.AssetKey:

@@ -35,10 +35,10 @@ def test_every_asset_has_group_kinds_description_owner(monkeypatch, tmp_path):
     definitions = load(monkeypatch, tmp_path)
     graph = definitions.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {f"raw/{n}" for n in RAW} | {f"analytics/{n}" for n in ANALYTICS}
+    assert keys == {f"raw/{n}" for n in RAW} | {"history/bookings"} | {f"analytics/{n}" for n in ANALYTICS}
     for key in graph.get_all_asset_keys():
         spec = graph.get(key)
-        assert spec.group_name in ("raw", "analytics")
+        assert spec.group_name in ("raw", "history", "analytics")
         assert spec.kinds and ("duckdb" in spec.kinds)
         assert "grain" in (spec.description or "").lower(), key
         assert spec.owners

@@ -53,8 +53,13 @@ ANALYTICS_ASSETS = [
     "booking_utilization_daily",
     "event_type_stats",
 ]
-ALL_KEYS = [("raw", name) for name in RAW_ASSETS] + [("analytics", name) for name in ANALYTICS_ASSETS]
-KINDS = {"raw": {"api", "duckdb"}, "analytics": {"duckdb"}}
+HISTORY_ASSETS = [spec.name for spec in ENDPOINTS if spec.history]
+ALL_KEYS = (
+    [("raw", name) for name in RAW_ASSETS]
+    + [("history", name) for name in HISTORY_ASSETS]
+    + [("analytics", name) for name in ANALYTICS_ASSETS]
+)
+KINDS = {"raw": {"api", "duckdb"}, "history": {"duckdb"}, "analytics": {"duckdb"}}
 DEMO_BOOKINGS = 2000  # SchedApiResource.demo_bookings default
 
 
@@ -465,7 +470,7 @@ def test_every_asset_is_listed_with_description_group_kinds_owner_and_code_refer
             assert reference["lineNumber"] and reference["lineNumber"] > 0, (label, reference)
             source = path.read_text().splitlines()
             around = "\n".join(source[reference["lineNumber"] - 2 : reference["lineNumber"] + 2])
-            expected = "raw_sources" if schema == "raw" else f"def {name}("
+            expected = "raw_sources" if schema in ("raw", "history") else f"def {name}("
             assert expected in around, f"{label}: code reference {path}:{reference['lineNumber']} is off"
 
 
@@ -516,7 +521,11 @@ def test_lineage_edges_are_exactly_the_raw_tables_each_analytics_asset_reads(
         node = asset_nodes[("raw", name)]
         assert node["dependencyKeys"] == [], name
         readers = {key for key, deps in declared.items() if ("raw", name) in deps}
+        if name in HISTORY_ASSETS:  # its versions, written in the same step and transaction
+            readers.add(("history", name))
         assert _paths(node["dependedByKeys"]) == readers, name
+    for name in HISTORY_ASSETS:
+        assert _paths(asset_nodes[("history", name)]["dependencyKeys"]) == {("raw", name)}, name
 
 
 def test_asset_checks_are_listed_as_defined_in_checks_py(

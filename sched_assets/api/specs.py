@@ -109,6 +109,8 @@ class EndpointSpec:
     # Paged resources: the orders of incremental reads (from a cursor) and of full reads.
     incremental_order: Keyset | None = None
     full_order: Keyset | None = None
+    # Every version of every row the syncs see is kept in `history.<name>` (written with the raw table).
+    history: bool = False
     demo_data: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -318,6 +320,7 @@ BOOKINGS = EndpointSpec(
     paged=True,
     incremental_order=BY_UPDATED_AT,
     full_order=BY_CREATED_AT,
+    history=True,
     description="One row per booking, in every status.",
     columns={
         "id": "int",

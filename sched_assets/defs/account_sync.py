@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ import dagster as dg
 from sched_assets.accounts import ACCOUNT_COLUMN, Account, AccountsFileError
 from sched_assets.api.errors import ApiError
 from sched_assets.api.specs import EndpointSpec
-from sched_assets.defs.keys import raw_key, raw_table
+from sched_assets.defs.keys import history_key, raw_key, raw_table
 from sched_assets.defs.resources import SchedApiResource
 from sched_assets.defs.sources import (
     CURSOR_KEY,
@@ -36,6 +37,7 @@ from sched_assets.defs.sources import (
     SourceSyncConfig,
     fetch_all,
     fetched_write,
+    history_output,
     plan_sync,
 )
 from sched_assets.storage import WarehouseResource
@@ -81,6 +83,7 @@ def sync_accounts(
     warehouse: WarehouseResource,
     selected: list[EndpointSpec],
     names: list[str],
+    with_history: AbstractSet[str] = frozenset(),
 ) -> Iterator[dg.Output]:
     """Fetch the run's accounts in parallel, then write them (see the module docstring)."""
     try:
@@ -132,6 +135,9 @@ def sync_accounts(
         # before another run of the same key may plan its read from them.
         if not failed:
             yield from _outputs(selected, [written[name] for name in names])
+            for spec in selected:
+                if spec.name in with_history:
+                    yield history_output(warehouse, spec, names)
             return
         for name in names:  # partial success: each written account is a materialization of its partition
             for spec in selected:
@@ -140,6 +146,13 @@ def sync_accounts(
                     context.log_event(
                         dg.AssetMaterialization(raw_key(spec.name), partition=name, metadata=metadata)
                     )
+                    if spec.name in with_history:
+                        history = history_output(warehouse, spec, [name])
+                        context.log_event(
+                            dg.AssetMaterialization(
+                                history_key(spec.name), partition=name, metadata=history.metadata
+                            )
+                        )
     raise dg.Failure(
         description=f"{len(failed)} of {len(names)} account(s) failed and kept their previous rows: "
         + "; ".join(f"{name}: {reason.rstrip('.')}" for name, reason in failed.items())

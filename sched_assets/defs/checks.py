@@ -3,6 +3,7 @@
 - Every raw table: primary key unique and not null (blocking: a duplicated key would multiply rows in
   every derived table, so derived assets do not run on it).
 - `raw/bookings`: bookings whose event type is missing from `raw.event_types` (warning).
+- `history/bookings`: its key (`id`, `valid_from`) unique and not null.
 - Every analytics table: primary key unique and not null.
 - `analytics/booking_utilization_daily`: minutes never negative (error); days booked over 100% (warning).
 
@@ -20,7 +21,7 @@ from sched_assets.analytics.build import ScopedRows
 from sched_assets.analytics.previews import markdown_query
 from sched_assets.analytics.specs import BOOKING_UTILIZATION_DAILY, TABLES
 from sched_assets.api.specs import ENDPOINTS, EndpointSpec
-from sched_assets.defs.keys import analytics_key, raw_key, raw_table
+from sched_assets.defs.keys import analytics_key, history_key, history_table, raw_key, raw_table
 from sched_assets.defs.partitions import run_accounts
 from sched_assets.frames.columns import key_columns
 from sched_assets.storage.catalog import table_columns
@@ -332,7 +333,22 @@ analytics_primary_key_checks: list[dg.AssetChecksDefinition] = [
     for table in TABLES
 ]
 
-raw_checks: list[dg.AssetChecksDefinition] = [raw_primary_key_checks, bookings_event_type_known]
+history_primary_key_checks: list[dg.AssetChecksDefinition] = [
+    # A version is its row's key plus when it began; nothing reads history downstream yet: report only.
+    primary_key_check(
+        history_key(spec.name),
+        KeyedTable(TableName.parse(history_table(spec.name)), (*key_columns(spec), "valid_from")),
+        blocking=False,
+    )
+    for spec in ENDPOINTS
+    if spec.history
+]
+
+raw_checks: list[dg.AssetChecksDefinition] = [
+    raw_primary_key_checks,
+    bookings_event_type_known,
+    *history_primary_key_checks,
+]
 analytics_checks: list[dg.AssetChecksDefinition] = [
     *analytics_primary_key_checks,
     utilization_minutes_non_negative,

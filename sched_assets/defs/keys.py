@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from sched_assets.storage.naming import ANALYTICS_SCHEMA, RAW_SCHEMA
+from sched_assets.storage.naming import ANALYTICS_SCHEMA, HISTORY_SCHEMA, RAW_SCHEMA
 
 
 def raw_key(name: str) -> dg.AssetKey:
@@ -18,6 +18,16 @@ def raw_key(name: str) -> dg.AssetKey:
 def analytics_key(name: str) -> dg.AssetKey:
     """Key of a derived asset (`analytics/<name>`, table `analytics.<name>`)."""
     return dg.AssetKey([ANALYTICS_SCHEMA, name])
+
+
+def history_key(name: str) -> dg.AssetKey:
+    """Key of the versions of one API resource's rows (`history/<name>`, table `history.<name>`)."""
+    return dg.AssetKey([HISTORY_SCHEMA, name])
+
+
+def history_table(name: str) -> str:
+    """`history.<name>`: every version of the rows of `raw.<name>`, written in the same transaction."""
+    return f"{HISTORY_SCHEMA}.{name}"
 
 
 def raw_table(name: str) -> str:

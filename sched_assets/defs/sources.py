@@ -12,6 +12,7 @@ imported by the functions a run calls.
 import tempfile
 import threading
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field
 
+from sched_assets.accounts import ACCOUNT_COLUMN
 from sched_assets.api.errors import ApiError
 from sched_assets.api.specs import ENDPOINTS, EndpointSpec, Keyset
-from sched_assets.defs.keys import RAW_SCHEMA, raw_key, raw_table
+from sched_assets.defs.keys import RAW_SCHEMA, history_key, history_table, raw_key, raw_table
 from sched_assets.defs.partitions import run_accounts
 from sched_assets.defs.resources import SchedApiResource
 from sched_assets.frames.columns import column_types, key_columns
@@ -35,6 +37,7 @@ if TYPE_CHECKING:  # no `from __future__ import annotations`: Dagster reads the 
     from sched_assets.frames.spill import Preview, TypingStats
 
 RAW_GROUP = "raw"
+HISTORY_GROUP = "history"
 # A raw output is one TableWrite, or with many accounts one scoped TableWrite per account of the run.
 # (None when the step wrote the tables itself: many accounts, one transaction per account.)
 TABLE_WRITES = dg.PythonObjectDagsterType((TableWrite, TableWrites, type(None)), name="TableWrite")
@@ -271,6 +274,19 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
                 _asset_spec(spec), dagster_type=TABLE_WRITES, is_required=False
             )
             for spec in endpoints
+        }
+        | {
+            history_key(spec.name).to_python_identifier(): dg.AssetOut.from_spec(
+                _history_spec(spec), dagster_type=TABLE_WRITES, is_required=False
+            )
+            for spec in endpoints
+            if spec.history
+        },
+        # Lineage: a history table is made from its raw table (in the same step and transaction).
+        internal_asset_deps={
+            history_key(spec.name).to_python_identifier(): {raw_key(spec.name)}
+            for spec in endpoints
+            if spec.history
         },
         can_subset=True,
         description=f"Fetches the selected API resources concurrently and writes them to DuckDB schema "
@@ -283,11 +299,12 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
         warehouse: WarehouseResource,
     ):
         selected = [by_key[key] for key in by_key if key in context.selected_asset_keys]
+        with_history = _selected_histories(context.selected_asset_keys, endpoints)
         accounts = run_accounts(context)
         if accounts is not None:
             from sched_assets.defs.account_sync import sync_accounts
 
-            yield from sync_accounts(context, config, sched_api, warehouse, selected, accounts)
+            yield from sync_accounts(context, config, sched_api, warehouse, selected, accounts, with_history)
             return
         if sched_api.is_demo:
             context.log.warning(
@@ -315,9 +332,98 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
             fetched = fetch_all(client, plans, selected, Path(tmp))
             # Every fetch succeeded: now write, one table at a time (DuckDB has one writer).
             for item in fetched:
-                yield _output(item, source, context.log)
+                yield _output(item, source, context.log)  # written by the IO manager before we go on
+                if item.spec.name in with_history:
+                    yield history_output(warehouse, item.spec)
 
     return raw_sources
+
+
+def _history_spec(spec: EndpointSpec) -> dg.AssetSpec:
+    types = column_types(spec)
+    return dg.AssetSpec(
+        key=history_key(spec.name),
+        description=(
+            f"**Grain:** one row per version of a row of `{raw_table(spec.name)}` the syncs have seen "
+            f"(a {spec.name.removesuffix('s')} changes when any stored field changes, `_synced_at` aside).\n\n"
+            f"**Source:** `{raw_table(spec.name)}`, written in the same step and transaction.\n\n"
+            f"**Key:** {', '.join(f'`{c}`' for c in key_columns(spec))}, `valid_from`.\n\n"
+            "`valid_from` is when a sync first saw the version, `valid_to` when a sync saw it change or (in "
+            "a full refresh) no longer saw the row; null while current. A change between two syncs is "
+            "dated at the later sync. See docs/tables.md."
+        ),
+        group_name=HISTORY_GROUP,
+        kinds={"duckdb"},
+        owners=["team:data"],
+        metadata={
+            "primary_key": [*key_columns(spec), "valid_from"],
+            "dagster/table_name": history_table(spec.name),
+            "dagster/column_schema": dg.TableSchema(
+                columns=[
+                    *(dg.TableColumn(name, type_) for name, type_ in types.items()),
+                    dg.TableColumn("valid_from", "TIMESTAMPTZ"),
+                    dg.TableColumn("valid_to", "TIMESTAMPTZ"),
+                ]
+            ),
+        },
+    )
+
+
+def _selected_histories(selected: AbstractSet[dg.AssetKey], endpoints: tuple[EndpointSpec, ...]) -> set[str]:
+    """Resources whose history asset is selected; it is written with its raw table, so both must be."""
+    names = {spec.name for spec in endpoints if spec.history and history_key(spec.name) in selected}
+    alone = sorted(name for name in names if raw_key(name) not in selected)
+    if alone:
+        raise dg.Failure(
+            description=f"{', '.join(history_key(n).to_user_string() for n in alone)} is written in the "
+            f"same transaction as {', '.join(raw_key(n).to_user_string() for n in alone)}: select both "
+            "(for example `--select 'raw/bookings history/bookings'`)."
+        )
+    return names
+
+
+def history_output(
+    warehouse: WarehouseResource, spec: EndpointSpec, accounts: list[str] | None = None
+) -> dg.Output:
+    """The history asset's output: its table was written with the raw one, so only its metadata."""
+    from sched_assets.storage.naming import TableName, quote_ident, quote_literal
+
+    table = TableName.parse(history_table(spec.name))
+    keys = ([ACCOUNT_COLUMN] if accounts else []) + list(key_columns(spec))
+    where = (
+        f" WHERE {quote_ident(ACCOUNT_COLUMN)} IN ({', '.join(quote_literal(a) for a in accounts)})"
+        if accounts
+        else ""
+    )
+    from sched_assets.analytics.previews import PREVIEW_ROWS, markdown_query
+
+    preview_columns = ", ".join(quote_ident(c) for c in (*keys, *spec.preview_columns[1:4]) if c != "id")
+    with warehouse.get_connection(read_only=True) as con:
+        # The latest changes: versions that closed another (or were closed) most recently first.
+        preview = markdown_query(
+            con,
+            f"SELECT id, {preview_columns}, valid_from, valid_to FROM {table.sql}{where} "
+            f"ORDER BY coalesce(valid_to, valid_from) DESC, id LIMIT {PREVIEW_ROWS}",
+        )
+        [(versions, current, changed)] = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE valid_to IS NULL), "
+            f"count(*) - count(DISTINCT ({', '.join(quote_ident(k) for k in keys)})) "
+            f"FROM {table.sql}{where}"
+        ).fetchall()
+    columns = warehouse.get_warehouse().columns(str(table))
+    schema = dg.TableSchema(columns=[dg.TableColumn(name=name, type=type_) for name, type_ in columns])
+    return dg.Output(
+        None,
+        output_name=history_key(spec.name).to_python_identifier(),
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(int(versions)),
+            "dagster/column_schema": dg.MetadataValue.table_schema(schema),
+            "dagster/table_name": dg.MetadataValue.text(str(table)),
+            "current_versions": int(current),
+            "superseded_versions": int(changed),
+            "preview": dg.MetadataValue.md(f"**Latest changes**\n\n{preview}"),
+        },
+    )
 
 
 def _cursor(item: Fetched, incomplete: bool) -> str:
@@ -397,5 +503,7 @@ def fetched_write(
         null_keys=NullKeys.SKIP,
         version_column=CURSOR_COLUMN if spec.paged else None,
         scope=scope or {},
+        # One transaction for the rows and their versions: never a raw change without its history.
+        history=history_table(spec.name) if spec.history else None,
     )
     return write, metadata

@@ -30,3 +30,13 @@ def row_count(con: duckdb.DuckDBPyConnection, table: TableName) -> int:
     """Number of rows in an existing table."""
     rows = con.execute(f"SELECT count(*) FROM {table.sql}").fetchall()  # fetchall finishes the result
     return int(rows[0][0])
+
+
+def statement_count(cursor: duckdb.DuckDBPyConnection) -> int:
+    """The single number a DML statement or count(*) returns.
+
+    `fetchall`, not `fetchone`: duckdb 2.x keeps a result "unfinished" until a fetch comes back
+    empty, and an unfinished result blocks `register`/`sql` on the connection.
+    """
+    rows = cursor.fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0

@@ -112,6 +112,10 @@ def scoped_output_metadata(results: list[WriteResult]) -> dict[str, Any]:
     metadata["dagster/row_count"] = dg.MetadataValue.int(sum(result.rows_in_table for result in results))
     metadata["columns_added"] = dg.MetadataValue.json(sorted({c for r in results for c in r.columns_added}))
     metadata["write_seconds"] = dg.MetadataValue.float(round(sum(result.seconds for result in results), 3))
+    histories = [result.history for result in results if result.history is not None]
+    if histories:
+        metadata["history_versions_added"] = sum(h.versions_added for h in histories)
+        metadata["history_versions_closed"] = sum(h.versions_closed for h in histories)
     return metadata
 
 
@@ -132,6 +136,14 @@ def output_metadata(result: WriteResult) -> dict[str, Any]:
         "write_mode": result.mode.value,
         "write_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
         "commit_retries": result.commit_retries,
+        **(
+            {
+                "history_versions_added": result.history.versions_added,
+                "history_versions_closed": result.history.versions_closed,
+            }
+            if result.history is not None
+            else {}
+        ),
     }
 
 

@@ -11,6 +11,7 @@ DEFAULT_SCHEMA = "main"  # DuckDB's default schema, for a bare table name
 # Schemas of the warehouse: API resources land in `raw`, derived tables in `analytics`.
 RAW_SCHEMA = "raw"
 ANALYTICS_SCHEMA = "analytics"
+HISTORY_SCHEMA = "history"
 
 
 def quote_ident(name: str) -> str:

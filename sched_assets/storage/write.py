@@ -29,8 +29,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from .catalog import Column, row_count, table_columns
+from .catalog import Column, row_count, statement_count, table_columns
 from .errors import InvalidWriteError
+from .history import HistoryResult, record_history
 from .naming import TableName, quote_ident, quote_literal
 
 if TYPE_CHECKING:
@@ -81,6 +82,9 @@ class TableWrite:
     # Constant columns that select this write's share of a shared table (e.g. `{"account": "acme"}`):
     # stored first in every row, leading the key, and a replace deletes only the rows that match them.
     scope: Mapping[str, str] = field(default_factory=dict)
+    # "schema.table" of a versions table kept in step with this one in the same transaction
+    # (`storage.history`); needs a primary key.
+    history: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", _member(WriteMode, self.mode, "write mode"))
@@ -90,6 +94,8 @@ class TableWrite:
         object.__setattr__(self, "data", _normalized_data(self.data))
         if self.mode is WriteMode.MERGE and not key:
             raise InvalidWriteError("a merge needs a primary_key to match rows on; none was given")
+        if self.history is not None and not key:
+            raise InvalidWriteError("a history needs a primary_key to follow rows by; none was given")
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,7 @@ class WriteResult:
     rows_without_key: int = 0  # incoming rows left out for a null key (`NullKeys.SKIP`)
     rows_deduplicated: int = 0  # incoming rows left out because a later row has the same key
     commit_retries: int = 0  # times the transaction was re-run after losing a commit race (DuckLake)
+    history: HistoryResult | None = None  # what the write did to its history table, if it has one
 
 
 @dataclass(frozen=True)
@@ -216,10 +223,13 @@ def _write(
     with _incoming_rows(con, source, select, key_exprs, stats, version) as rows:
         if write.mode is WriteMode.REPLACE:
             where = f" WHERE {scoped}" if scoped else ""
-            deleted = _count(con.execute(f"DELETE FROM {table.sql}{where}"))
+            deleted = statement_count(con.execute(f"DELETE FROM {table.sql}{where}"))
             inserted = _insert(con, table, list(select), rows)
         else:
             updated, inserted = _merge(con, table, list(select), key, rows)
+    history = None
+    if write.history is not None:
+        history = record_history(con, TableName.parse(write.history), table, key, scoped)
 
     return WriteResult(
         table=str(table),
@@ -235,6 +245,7 @@ def _write(
         table_created=existing is None,
         rows_without_key=stats.rows_without_key,
         rows_deduplicated=stats.superseded,
+        history=history,
     )
 
 
@@ -269,7 +280,7 @@ def _check_scope(
 
 
 def _scoped_count(con: duckdb.DuckDBPyConnection, table: TableName, where: str) -> int:
-    return _count(con.execute(f"SELECT count(*) FROM {table.sql} WHERE {where}"))
+    return statement_count(con.execute(f"SELECT count(*) FROM {table.sql} WHERE {where}"))
 
 
 def _cast_expression(column: str, nested: bool, target_type: str) -> str:
@@ -410,7 +421,7 @@ def _create_or_extend(
 
 def _insert(con: duckdb.DuckDBPyConnection, table: TableName, columns: list[str], rows: str) -> int:
     names = ", ".join(quote_ident(name) for name in columns)
-    return _count(con.execute(f"INSERT INTO {table.sql} ({names}) SELECT {names} FROM {rows}"))
+    return statement_count(con.execute(f"INSERT INTO {table.sql} ({names}) SELECT {names} FROM {rows}"))
 
 
 def _merge(
@@ -428,42 +439,34 @@ def _merge(
     values = ", ".join(f"s.{quote_ident(name)}" for name in columns)
     table_names = {name.casefold() for name, _ in table_columns(con, table) or []}
     if table_names <= {name.casefold() for name in columns}:
-        updated = _count(
+        updated = statement_count(
             con.execute(
                 f"DELETE FROM {table.sql} AS t WHERE EXISTS (SELECT 1 FROM {rows} AS s WHERE {match})"
             )
         )
-        total = _count(con.execute(f"INSERT INTO {table.sql} ({names}) SELECT {values} FROM {rows} AS s"))
+        total = statement_count(
+            con.execute(f"INSERT INTO {table.sql} ({names}) SELECT {values} FROM {rows} AS s")
+        )
         return updated, total - updated
     non_key = [name for name in columns if name not in key]
     if non_key:
         assignments = ", ".join(f"{quote_ident(name)} = s.{quote_ident(name)}" for name in non_key)
-        updated = _count(
+        updated = statement_count(
             con.execute(f"UPDATE {table.sql} AS t SET {assignments} FROM {rows} AS s WHERE {match}")
         )
     else:  # only key columns came in: a matched row has nothing to change
-        updated = _count(
+        updated = statement_count(
             con.execute(
                 f"SELECT count(*) FROM {rows} AS s WHERE EXISTS (SELECT 1 FROM {table.sql} AS t WHERE {match})"
             )
         )
-    inserted = _count(
+    inserted = statement_count(
         con.execute(
             f"INSERT INTO {table.sql} ({names}) SELECT {values} FROM {rows} AS s "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table.sql} AS t WHERE {match})"
         )
     )
     return updated, inserted
-
-
-def _count(cursor: duckdb.DuckDBPyConnection) -> int:
-    """The single number a DML statement or count(*) returns.
-
-    `fetchall`, not `fetchone`: duckdb 2.x keeps a result "unfinished" until a fetch comes back
-    empty, and an unfinished result blocks `register`/`sql` on the connection.
-    """
-    rows = cursor.fetchall()
-    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

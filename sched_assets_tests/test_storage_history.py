@@ -1,0 +1,157 @@
+"""The history table a write keeps in step with its table (`TableWrite(history=...)`): versions over a
+sequence of writes, in the write's transaction, on a real DuckDB file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from sched_assets.storage import InvalidWriteError, TableWrite, Warehouse
+from sched_assets.storage import write as write_module
+
+TABLE, HISTORY = "raw.things", "history.things"
+T1, T2, T3, T4 = (datetime(2026, 12, day, 6, tzinfo=UTC) for day in (1, 2, 3, 4))
+
+
+@pytest.fixture(params=["duckdb-file", "ducklake-sqlite"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Warehouse:
+    if request.param == "duckdb-file":
+        return Warehouse(tmp_path / "sched.duckdb", lock_timeout=10)
+    # DuckLake: the same SQL (UPDATE ... FROM, hash, ALTER TABLE) on a lake catalog.
+    (tmp_path / "catalog").mkdir()
+    return Warehouse(
+        f"ducklake:sqlite:{tmp_path / 'catalog' / 'lake.sqlite'}",
+        lock_timeout=10,
+        data_path=tmp_path / "data",
+    )
+
+
+def frame(synced_at: datetime, rows: list[tuple[int, str]], **extra: list) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "id": [row[0] for row in rows],
+            "status": [row[1] for row in rows],
+            **extra,
+            "_synced_at": [synced_at] * len(rows),
+        },
+        schema_overrides={"_synced_at": pl.Datetime("us", "UTC")},
+    )
+
+
+def write(warehouse: Warehouse, data: pl.DataFrame, mode: str = "merge", **kwargs):
+    return warehouse.write(TABLE, TableWrite(data, mode, primary_key=("id",), history=HISTORY, **kwargs))
+
+
+def versions(warehouse: Warehouse, columns: str = "id, status") -> list[tuple]:
+    with warehouse.connect(read_only=True) as con:
+        return con.sql(
+            f"SELECT {columns}, valid_from, valid_to FROM {HISTORY} ORDER BY {columns}, valid_from"
+        ).fetchall()
+
+
+def test_first_write_records_every_row_as_current(warehouse: Warehouse) -> None:
+    result = write(warehouse, frame(T1, [(1, "accepted"), (2, "pending")]), "replace")
+
+    assert versions(warehouse) == [(1, "accepted", T1, None), (2, "pending", T1, None)]
+    assert result.history is not None
+    assert (result.history.versions_added, result.history.versions_closed) == (2, 0)
+    assert (result.history.versions_in_table, result.history.current_versions) == (2, 2)
+    with warehouse.connect(read_only=True) as con:
+        columns = con.sql(f"DESCRIBE {HISTORY}").fetchall()
+    assert [c[0] for c in columns] == ["id", "status", "_synced_at", "valid_from", "valid_to"]
+    assert [c[1] for c in columns][-2:] == ["TIMESTAMP WITH TIME ZONE"] * 2
+
+
+def test_a_change_closes_the_old_version_and_opens_a_new_one(warehouse: Warehouse) -> None:
+    write(warehouse, frame(T1, [(1, "accepted"), (2, "pending")]), "replace")
+
+    result = write(warehouse, frame(T2, [(1, "cancelled")]))  # incremental: only the changed row
+
+    assert versions(warehouse) == [
+        (1, "accepted", T1, T2),
+        (1, "cancelled", T2, None),
+        (2, "pending", T1, None),
+    ]
+    assert (result.history.versions_added, result.history.versions_closed) == (1, 1)
+    assert (result.history.versions_in_table, result.history.current_versions) == (3, 2)
+
+
+def test_rereading_unchanged_rows_adds_no_version(warehouse: Warehouse) -> None:
+    write(warehouse, frame(T1, [(1, "accepted"), (2, "pending")]), "replace")
+
+    merged = write(warehouse, frame(T2, [(1, "accepted"), (2, "pending")]))  # the lag window
+    replaced = write(warehouse, frame(T3, [(1, "accepted"), (2, "pending")]), "replace")  # a full refresh
+
+    assert versions(warehouse) == [(1, "accepted", T1, None), (2, "pending", T1, None)]
+    assert merged.history.versions_added == replaced.history.versions_added == 0
+    assert merged.history.versions_closed == replaced.history.versions_closed == 0
+
+
+def test_a_full_refresh_closes_rows_deleted_upstream(warehouse: Warehouse) -> None:
+    write(warehouse, frame(T1, [(1, "accepted"), (2, "pending"), (3, "accepted")]), "replace")
+
+    result = write(warehouse, frame(T2, [(1, "accepted"), (3, "rescheduled")]), "replace")
+
+    history = versions(warehouse)
+    assert history[:3] == [
+        (1, "accepted", T1, None),
+        (2, "pending", T1, history[1][3]),
+        (3, "accepted", T1, T2),
+    ]
+    assert history[1][3] is not None  # closed at the write's time
+    assert history[3] == (3, "rescheduled", T2, None)
+    assert (result.history.versions_added, result.history.versions_closed) == (1, 2)
+    # A row that comes back later opens a new version.
+    write(warehouse, frame(T3, [(2, "pending")]))
+    assert versions(warehouse)[2] == (2, "pending", T3, None)
+
+
+def test_a_failed_write_adds_nothing_to_either_table(warehouse: Warehouse, monkeypatch) -> None:
+    write(warehouse, frame(T1, [(1, "accepted")]), "replace")
+    before = versions(warehouse)
+
+    def die(con) -> None:
+        raise RuntimeError("the commit failed")
+
+    monkeypatch.setattr(write_module, "_commit", die)
+    with pytest.raises(RuntimeError, match="the commit failed"):
+        write(warehouse, frame(T2, [(1, "cancelled"), (2, "pending")]))
+
+    assert versions(warehouse) == before
+    with warehouse.connect(read_only=True) as con:
+        assert con.sql(f"SELECT id, status FROM {TABLE}").fetchall() == [(1, "accepted")]
+
+
+def test_a_new_column_appears_in_history_and_a_value_in_it_is_a_change(warehouse: Warehouse) -> None:
+    write(warehouse, frame(T1, [(1, "accepted"), (2, "pending")]), "replace")
+
+    write(warehouse, frame(T2, [(1, "accepted"), (2, "pending")], seats=[None, 3]))
+
+    assert versions(warehouse, "id, status, seats") == [
+        (1, "accepted", None, T1, None),
+        (2, "pending", 3, T2, None),  # nulls sort last
+        (2, "pending", None, T1, T2),
+    ]
+
+
+def test_history_is_per_scope(warehouse: Warehouse) -> None:
+    """With many accounts, a write sees and closes only its account's versions."""
+    write(warehouse, frame(T1, [(1, "accepted")]), "replace", scope={"account": "acme"})
+    write(warehouse, frame(T1, [(1, "accepted"), (2, "pending")]), "replace", scope={"account": "globex"})
+
+    write(warehouse, frame(T2, [(1, "cancelled")]), "replace", scope={"account": "acme"})
+
+    assert versions(warehouse, "account, id, status") == [
+        ("acme", 1, "accepted", T1, T2),
+        ("acme", 1, "cancelled", T2, None),
+        ("globex", 1, "accepted", T1, None),
+        ("globex", 2, "pending", T1, None),
+    ]
+
+
+def test_history_needs_a_primary_key() -> None:
+    with pytest.raises(InvalidWriteError, match="primary_key"):
+        TableWrite(frame(T1, [(1, "a")]), "replace", history=HISTORY)
