@@ -418,7 +418,7 @@ def snapshot(database: Path) -> Snapshot:
     result: Snapshot = {}
     with duckdb.connect(str(database), read_only=True) as con:
         tables = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('raw', 'analytics') "
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('raw', 'history', 'analytics') "
             "ORDER BY ALL"
         ).fetchall()
         for schema, table in tables:

@@ -500,7 +500,7 @@ def test_advisory_lock_on_the_url_of_a_dagster_instance_from_deploy_yaml(
         "DAGSTER_PG_DB": postgres_db,
     }.items():
         monkeypatch.setenv(name, value)
-    assert yaml.safe_load(DEPLOY_YAML.read_text())["storage"]["postgres"]
+    assert yaml.safe_load(DEPLOY_YAML.read_text())["storage"]["custom"]["config"]["postgres_db"]
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         url = instance_postgres_url(instance)

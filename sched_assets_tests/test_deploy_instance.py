@@ -30,6 +30,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+import sqlalchemy
 import yaml
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
@@ -127,6 +128,12 @@ def test_deploy_yaml_instance_keeps_runs_and_events_in_postgres(
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
         assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
+        # Stored events share one kept connection (dagster-postgres alone opens one per event).
+        connects = []
+        sqlalchemy.event.listen(instance.event_log_storage._engine, "connect", lambda *_: connects.append(1))
+        for _ in range(20):
+            instance.report_runless_asset_event(dg.AssetMaterialization("pooled_check"))
+        assert len(connects) <= 2, f"{len(connects)} connections for 20 events"  # kept + one nested
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None
         assert queue.max_concurrent_runs == 4
@@ -186,7 +193,7 @@ def test_plain_postgresql_scheme_fails_without_psycopg3(
     if importlib.util.find_spec("psycopg") is not None:
         pytest.skip("psycopg 3 is installed in this environment: the plain URL would load it")
     config = deploy_config()
-    del config["storage"]["postgres"]["postgres_db"]["scheme"]  # back to the default `postgresql://`
+    del config["storage"]["custom"]["config"]["postgres_db"]["scheme"]  # back to the default `postgresql://`
     home = write_home(tmp_path / "dagster_home", config)
     for name, value in instance_env(postgres, postgres_db, home).items():
         monkeypatch.setenv(name, value)
@@ -471,7 +478,7 @@ def test_deploy_yaml_limits_every_account_under_both_partition_tags() -> None:
     expected = copy.deepcopy(config)
     expected["concurrency"]["runs"]["max_concurrent_runs"] = TEST_MAX_CONCURRENT_RUNS
     assert patched == expected
-    postgres_db = config["storage"]["postgres"]["postgres_db"]
+    postgres_db = config["storage"]["custom"]["config"]["postgres_db"]
     assert postgres_db["scheme"] == "postgresql+psycopg2"
     assert {
         field: postgres_db[field] for field in ("hostname", "port", "username", "password", "db_name")
