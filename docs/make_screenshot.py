@@ -1,6 +1,9 @@
-"""Regenerate docs/asset_lineage.png: the global asset lineage graph of a freshly synced demo account.
+"""Regenerate docs/asset_lineage.png: the global asset lineage graph of a freshly synced demo account
+(or, with --asset, an asset's page, e.g. docs/asset_chart.png with its utilization chart).
 
     uv run --with playwright python docs/make_screenshot.py [--output docs/asset_lineage.png]
+    uv run --with playwright python docs/make_screenshot.py --asset analytics/booking_utilization_daily \
+        --output docs/asset_chart.png --height 1100
 
 What it does: starts `dagster dev -w workspace.yaml` on a free port in demo mode (temporary DAGSTER_HOME
 and DuckDB file, SCHED_API_KEY / SCHED_API_BASE_URL removed from the environment), materializes every
@@ -148,7 +151,15 @@ MINIMAL_SCALE = 0.6  # below this zoom the UI draws name-only nodes (ui-core Ass
 ZOOM_STEP = 0.05  # one click of the graph's zoom-out button
 
 
-def screenshot(base_url: str, output: Path, chromium: str, width: int, height: int, scale: float) -> None:
+def screenshot(
+    base_url: str,
+    output: Path,
+    chromium: str,
+    width: int,
+    height: int,
+    scale: float,
+    asset: str | None = None,
+) -> None:
     settings = "".join(
         f"localStorage.setItem({json.dumps(k)}, {json.dumps(json.dumps(v))});" for k, v in UI_SETTINGS.items()
     )
@@ -157,6 +168,17 @@ def screenshot(base_url: str, output: Path, chromium: str, width: int, height: i
         try:
             page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=scale)
             page.add_init_script(settings)
+            if asset is not None:
+                try:
+                    render_asset_page(page, f"{base_url}/assets/{asset}")
+                except Exception:
+                    debug = Path(tempfile.gettempdir()) / "asset_page.failed.png"
+                    page.screenshot(path=str(debug), full_page=True)
+                    log(f"the chart did not show as expected; what the page showed: {debug}")
+                    raise
+                output.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(output))
+                return
             page.goto(f"{base_url}/asset-groups", wait_until="networkidle", timeout=120_000)
             try:
                 render_graph(page)
@@ -169,6 +191,20 @@ def screenshot(base_url: str, output: Path, chromium: str, width: int, height: i
             page.screenshot(path=str(output))
         finally:
             browser.close()
+
+
+def render_asset_page(page: Page, url: str) -> None:
+    """An asset's page with its latest materialization's chart (markdown metadata holding a PNG) in view."""
+    page.goto(url, wait_until="networkidle", timeout=120_000)
+    page.get_by_text("Hide navigation", exact=True).click()
+    entry = page.locator("tr", has=page.get_by_text("utilization_chart", exact=True)).first
+    entry.wait_for(state="attached", timeout=60_000)
+    entry.scroll_into_view_if_needed()
+    # A large markdown value sits behind "[Show Markdown]", which opens it rendered in a dialog.
+    entry.get_by_text("[Show Markdown]").click()
+    chart = page.locator('img[src^="data:image/png"]').first
+    chart.wait_for(state="visible", timeout=60_000)
+    page.wait_for_timeout(1500)
 
 
 def render_graph(page: Page) -> None:
@@ -216,6 +252,9 @@ def main() -> int:
     parser.add_argument("--height", type=int, default=1250, help="browser viewport height (CSS px)")
     parser.add_argument("--scale", type=float, default=1.0, help="device scale factor (2 = retina PNG)")
     parser.add_argument("--no-materialize", action="store_true", help="screenshot the never-run graph")
+    parser.add_argument(
+        "--asset", help="an asset page instead of the lineage, e.g. analytics/booking_utilization_daily"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="sched_screenshot_") as tmp:
@@ -250,8 +289,8 @@ def main() -> int:
             wait_until_loaded(f"{base_url}/graphql", process, log_path, timeout=150)
             if not args.no_materialize:
                 materialize_all(f"{base_url}/graphql", timeout=300)
-            log(f"rendering {base_url}/asset-groups at {args.width}x{args.height}")
-            screenshot(base_url, args.output, args.chromium, args.width, args.height, args.scale)
+            log(f"rendering {args.asset or 'the lineage'} at {args.width}x{args.height}")
+            screenshot(base_url, args.output, args.chromium, args.width, args.height, args.scale, args.asset)
     log(f"wrote {args.output}")
     return 0
 

@@ -10,13 +10,18 @@ from sched_assets.analytics import SELECTS
 from sched_assets.analytics.build import build_table
 from sched_assets.analytics.specs import TableSpec
 from sched_assets.api.specs import ENDPOINTS
-from sched_assets.defs.keys import raw_key
+from sched_assets.defs.keys import history_key, raw_key
 from sched_assets.storage import WarehouseResource
 
 
-@dg.multi_asset(specs=[dg.AssetSpec(raw_key(spec.name)) for spec in ENDPOINTS], can_subset=True)
+@dg.multi_asset(
+    specs=[dg.AssetSpec(raw_key(spec.name)) for spec in ENDPOINTS]
+    + [dg.AssetSpec(history_key(spec.name)) for spec in ENDPOINTS if spec.history],
+    can_subset=True,
+)
 def raw_stand_in(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
-    """Stands in for the sync: the raw tables were written by hand, this only 'materializes' the keys."""
+    """Stands in for the sync: the raw (and history) tables were written by hand, this only
+    'materializes' the keys."""
     for key in sorted(context.selected_asset_keys):
         yield dg.MaterializeResult(asset_key=key)
 

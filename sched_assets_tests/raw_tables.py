@@ -14,17 +14,24 @@ import duckdb
 
 from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME
 from sched_assets.frames.columns import column_types
-from sched_assets.storage.naming import RAW_SCHEMA, TableName, quote_ident
+from sched_assets.storage.naming import HISTORY_SCHEMA, RAW_SCHEMA, TableName, quote_ident
 
 
 def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create schema `raw` and every raw table, empty, with the contract's columns and types."""
+    """Create schema `raw` and every raw table, empty, with the contract's columns and types, and the
+    history tables (`history.<name>`: the same columns plus `valid_from`, `valid_to`)."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(RAW_SCHEMA)}")
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(HISTORY_SCHEMA)}")
     for spec in ENDPOINTS:
         columns = ", ".join(
             f"{quote_ident(column)} {sql_type}" for column, sql_type in column_types(spec).items()
         )
         con.execute(f"CREATE OR REPLACE TABLE {TableName(RAW_SCHEMA, spec.name).sql} ({columns})")
+        if spec.history:
+            con.execute(
+                f"CREATE OR REPLACE TABLE {TableName(HISTORY_SCHEMA, spec.name).sql} "
+                f"({columns}, valid_from TIMESTAMPTZ NOT NULL, valid_to TIMESTAMPTZ)"
+            )
 
 
 def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Iterable[Mapping[str, Any]]) -> None:

@@ -101,6 +101,14 @@ def rows(database: Path, table: str, account: str | None = None) -> list[tuple]:
         return sorted(con.execute(f"SELECT {quoted} FROM {table}{where}").fetchall(), key=repr)
 
 
+def drop_from_history(table: str, found: list[tuple]) -> list[tuple]:
+    """Without the columns computed from history.bookings: they are dated by the syncs that saw the
+    versions (a booking without updatedAt is dated by its sync), so two syncs of one account differ."""
+    if table != "event_type_stats":
+        return found
+    return [row[:-3] for row in found]  # avg_cancellation_lead_hours, cancellations_seen, reschedules
+
+
 def account_counts(database: Path, table: str) -> dict[str, int]:
     with duckdb.connect(str(database), read_only=True) as con:
         return dict(con.execute(f"SELECT account, count(*) FROM {table} GROUP BY ALL").fetchall())
@@ -131,7 +139,9 @@ def test_batch_run_equals_single_account_syncs(
         for table in RAW_TABLES:
             assert rows(database, f"raw.{table}", key.name) == rows(alone, f"raw.{table}"), (key.name, table)
         for table in ("booking_utilization_daily", "event_type_stats", "booking_attendees"):
-            assert rows(database, f"analytics.{table}", key.name) == rows(alone, f"analytics.{table}")
+            assert drop_from_history(
+                table, rows(database, f"analytics.{table}", key.name)
+            ) == drop_from_history(table, rows(alone, f"analytics.{table}")), (key.name, table)
 
     statuses = instance.get_status_by_partition(raw_key("bookings"), names, accounts_partitions(names))
     assert set(statuses.values()) == {dg.AssetPartitionStatus.MATERIALIZED}

@@ -31,6 +31,7 @@ ANALYTICS_KEYS = {
         "schedule_overrides",
         "booking_utilization_daily",
         "event_type_stats",
+        "booking_changes",
     )
 }
 
@@ -78,13 +79,15 @@ def test_declared_sources_are_exactly_the_raw_tables_the_sql_reads() -> None:
         create_raw_tables(con)
         for name, sql in SELECTS.items():
             read = set()
-            for spec in ENDPOINTS:
+            tables = [f"raw.{spec.name}" for spec in ENDPOINTS]
+            tables += [f"history.{spec.name}" for spec in ENDPOINTS if spec.history]
+            for table in tables:
                 con.execute("BEGIN")
-                con.execute(f"DROP TABLE raw.{spec.name}")
+                con.execute(f"DROP TABLE {table}")
                 try:
                     con.execute(sql).fetchall()
                 except duckdb.CatalogException:
-                    read.add(spec.name)
+                    read.add(table)
                 finally:
                     con.execute("ROLLBACK")
             assert read == set(SOURCES[name]), name

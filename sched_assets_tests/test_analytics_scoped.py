@@ -29,6 +29,7 @@ from sched_assets.storage.naming import RAW_SCHEMA, TableName, quote_ident
 from sched_assets_tests.raw_tables import SAMPLE_ACCOUNT, create_raw_tables, insert_rows
 
 ACME, GLOBEX, INITECH = "acme", "globex", "initech"
+SYNCED = "2026-11-30 12:00:00+00"
 TABLE_IDS = [table.name for table in TABLES]
 
 Account = Mapping[str, list[dict[str, Any]]]
@@ -128,6 +129,19 @@ def seed_single(path: Path, account: Account) -> Path:
         create_raw_tables(con)
         for table, rows in account.items():
             insert_rows(con, table, rows)
+        # As two syncs leave them: every row written at the second; every booking's version from then,
+        # and for the booking with the lowest id an earlier version (another status, an hour later).
+        for spec in ENDPOINTS:
+            con.execute(
+                f"UPDATE {TableName(RAW_SCHEMA, spec.name).sql} SET _synced_at = TIMESTAMPTZ '{SYNCED}'"
+            )
+        con.execute("INSERT INTO history.bookings SELECT *, _synced_at, NULL FROM raw.bookings")
+        con.execute(
+            "INSERT INTO history.bookings SELECT * REPLACE (CASE WHEN status = 'pending' THEN 'accepted' "
+            "ELSE 'pending' END AS status, start + INTERVAL 1 HOUR AS start, _synced_at - INTERVAL 1 DAY "
+            "AS _synced_at, _synced_at - INTERVAL 1 DAY AS valid_from, _synced_at AS valid_to) "
+            "FROM history.bookings WHERE id = (SELECT min(id) FROM raw.bookings)"
+        )
     return path
 
 
@@ -167,6 +181,20 @@ def write_account_raw(warehouse: Warehouse, single: Path, account: str, spill: P
                 scope={"account": account},
             ),
         )
+    # The single's history as it is (versions from two syncs), with the account leading its key.
+    path = spill / f"{account}-history.parquet"
+    with duckdb.connect(str(single), read_only=True) as con:
+        con.execute(f"COPY (SELECT * FROM history.bookings) TO '{path}' (FORMAT parquet)")
+    warehouse.write(
+        "history.bookings",
+        TableWrite(
+            [path],
+            "replace",
+            primary_key=(*key_columns(ENDPOINTS_BY_NAME["bookings"]), "valid_from"),
+            column_types=column_types(ENDPOINTS_BY_NAME["bookings"]),
+            scope={"account": account},
+        ),
+    )
 
 
 def build_scoped(
@@ -421,7 +449,8 @@ def test_scoped_select_narrows_every_raw_read_and_nothing_else() -> None:
         "WITH p AS (SELECT * FROM raw.my_profile) "
         "SELECT * FROM raw.bookings AS b JOIN raw.event_types et ON true "
         "LEFT JOIN p ON true join RAW.schedules s ON true "
-        "JOIN analytics.raw_things ON true JOIN myraw.bookings ON true JOIN raw_x.y ON true"
+        "JOIN analytics.raw_things ON true JOIN myraw.bookings ON true JOIN raw_x.y ON true "
+        "JOIN History.bookings h ON true"
     )
 
     narrowed = scoped_select(sql, Scope("account", "acme"))
@@ -434,16 +463,20 @@ def test_scoped_select_narrows_every_raw_read_and_nothing_else() -> None:
     assert "JOIN analytics.raw_things" in narrowed
     assert "JOIN myraw.bookings" in narrowed
     assert "JOIN raw_x.y" in narrowed
-    assert narrowed.count("EXCLUDE") == 4
+    history = '(SELECT * EXCLUDE ("account") FROM history.bookings WHERE "account" = \'acme\')'
+    assert f"JOIN {history} h" in narrowed
+    assert narrowed.count("EXCLUDE") == 5
 
 
 def test_every_raw_read_of_the_analytics_sql_is_narrowed() -> None:
-    # The SQL may read a raw table only in a way scoped_select rewrites (else one account reads all).
+    # The SQL may read a raw or history table only in a way scoped_select rewrites (else one account
+    # reads all).
     for name, sql in SELECTS.items():
         narrowed = scoped_select(sql, Scope("account", "acme"))
-        leftover = narrowed.replace("FROM raw.", "").count("raw.")
-        assert leftover == 0, f"{name}: a raw table read without a scope"
-        assert narrowed.count("EXCLUDE") == sql.count("raw."), name
+        for schema in ("raw.", "history."):
+            leftover = narrowed.replace(f"FROM {schema}", "").count(schema)
+            assert leftover == 0, f"{name}: a {schema} table read without a scope"
+        assert narrowed.count("EXCLUDE") == sql.count("raw.") + sql.count("history."), name
 
 
 # ---- rebuilding and failing --------------------------------------------------------------------------

@@ -17,6 +17,7 @@ ANALYTICS = [
     "schedule_overrides",
     "booking_utilization_daily",
     "event_type_stats",
+    "booking_changes",
 ]
 
 
@@ -84,6 +85,8 @@ def test_everything_materializes_in_demo_mode_and_checks_pass(monkeypatch, tmp_p
     assert {e.materialization.metadata["source"].value for e in sources} == {"demo"}
     with duckdb.connect(str(tmp_path / "demo.duckdb"), read_only=True) as con:
         for table in ANALYTICS:
+            if table == "booking_changes":  # changes need a second sync to be seen
+                continue
             assert con.execute(f"select count(*) from analytics.{table}").fetchone()[0] > 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from sched_assets.defs.analytics import analytics_assets
 from sched_assets.demo import DEMO_API_KEY, DemoAccount, DemoApi
 from sched_assets_tests.reliability_helpers import (
     Snapshot,
@@ -136,7 +137,7 @@ def test_multiprocess_executor_runs_every_asset_without_lock_errors(
         failures = [event.event_specific_data for event in result.all_events if event.is_step_failure]
 
     assert result.success, failures
-    assert len(steps) == 6  # the source step and five analytics steps
+    assert len(steps) == 1 + len(analytics_assets)  # the source step and one step per analytics asset
     assert not any(error in message for message in messages for error in LOCK_ERRORS)
     assert_raw_tables_exact(database, account_records(account))
     assert diff_snapshots(reference, analytics_only(snapshot(database))) == []

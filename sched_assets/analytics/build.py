@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sched_assets.analytics.specs import TableSpec
 from sched_assets.storage.catalog import Column, row_count, table_columns
-from sched_assets.storage.naming import RAW_SCHEMA, TableName, quote_ident, quote_literal
+from sched_assets.storage.naming import HISTORY_SCHEMA, RAW_SCHEMA, TableName, quote_ident, quote_literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -64,19 +64,19 @@ class Scope:
         return f"{quote_ident(self.column)} = {quote_literal(self.value)}"
 
 
-# Every read of a raw table in the analytics SQL is `FROM raw.<table>` or `JOIN raw.<table>`.
-_RAW_READ = re.compile(rf"\b(FROM|JOIN)\s+{RAW_SCHEMA}\.(\w+)\b", re.IGNORECASE)
+# Every read of a source table in the analytics SQL is `FROM|JOIN raw.<table>` or `... history.<table>`.
+_SOURCE_READ = re.compile(rf"\b(FROM|JOIN)\s+({RAW_SCHEMA}|{HISTORY_SCHEMA})\.(\w+)\b", re.IGNORECASE)
 
 
 def scoped_select(select_sql: str, scope: Scope) -> str:
-    """`select_sql` reading only the scope's rows of every raw table (without the scope column)."""
+    """`select_sql` reading only the scope's rows of every source table (without the scope column)."""
     column = quote_ident(scope.column)
 
     def narrowed(match: re.Match[str]) -> str:
-        keyword, raw = match.group(1), match.group(2)
-        return f"{keyword} (SELECT * EXCLUDE ({column}) FROM {RAW_SCHEMA}.{raw} WHERE {scope.where})"
+        keyword, schema, table = match.group(1), match.group(2), match.group(3)
+        return f"{keyword} (SELECT * EXCLUDE ({column}) FROM {schema.lower()}.{table} WHERE {scope.where})"
 
-    return _RAW_READ.sub(narrowed, select_sql)
+    return _SOURCE_READ.sub(narrowed, select_sql)
 
 
 def build_table(

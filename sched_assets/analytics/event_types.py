@@ -11,11 +11,14 @@ from sched_assets.analytics._sql import (
     PROFILE,
     with_ctes,
 )
+from sched_assets.analytics.changes import BOOKING_HISTORY_FACTS, VERSION_PAIRS
 
 _CTES: tuple[str, ...] = (
     PROFILE,
     EVENT_TYPE_FACTS,
     BOOKING_FACTS,
+    VERSION_PAIRS,
+    BOOKING_HISTORY_FACTS,
     # Known event types, plus ids that bookings reference but raw.event_types lacks (deleted event
     # types, or another user's): their bookings still count, under the profile's default schedule.
     """
@@ -47,6 +50,19 @@ booking_stats AS (
     WHERE event_type_id IS NOT NULL
     GROUP BY event_type_id
 )""",
+    # From the history: per event type, the mean hours between a booking's first version seen
+    # cancelled and its start, and how many times bookings' times changed.
+    """
+history_stats AS (
+    SELECT
+        event_type_id,
+        avg(cancellation_lead_us) / 3600000000.0 AS avg_cancellation_lead_hours,
+        count(cancellation_lead_us) AS cancellations_seen,
+        sum(reschedules) AS reschedules
+    FROM booking_history_facts
+    WHERE event_type_id IS NOT NULL
+    GROUP BY event_type_id
+)""",
 )
 
 _SELECT = """
@@ -65,9 +81,13 @@ SELECT
     CAST(s.no_shows AS DOUBLE) / nullif(s.accepted, 0) AS no_show_rate,
     CAST(s.avg_lead_time_hours AS DOUBLE) AS avg_lead_time_hours,
     CAST(s.avg_rating AS DOUBLE) AS avg_rating,
-    CAST(coalesce(s.booked_minutes, 0) AS BIGINT) AS booked_minutes
+    CAST(coalesce(s.booked_minutes, 0) AS BIGINT) AS booked_minutes,
+    CAST(hs.avg_cancellation_lead_hours AS DOUBLE) AS avg_cancellation_lead_hours,
+    CAST(coalesce(hs.cancellations_seen, 0) AS BIGINT) AS cancellations_seen,
+    CAST(coalesce(hs.reschedules, 0) AS BIGINT) AS reschedules
 FROM event_type_keys AS k
 LEFT JOIN booking_stats AS s ON s.event_type_id = k.event_type_id
+LEFT JOIN history_stats AS hs ON hs.event_type_id = k.event_type_id
 WHERE k.event_type_id IS NOT NULL
 ORDER BY k.event_type_id
 """

@@ -49,6 +49,11 @@ EVENT_TYPE_STATS = TableSpec(
     primary_key=("event_type_id",),
     grain="one row per event type (known, or only referenced by bookings)",
 )
+BOOKING_CHANGES = TableSpec(
+    name="booking_changes",
+    primary_key=("booking_id", "seen_at"),
+    grain="one row per status or time change of a booking, as successive syncs saw it",
+)
 
 TABLES: tuple[TableSpec, ...] = (
     BOOKING_ATTENDEES,
@@ -56,4 +61,5 @@ TABLES: tuple[TableSpec, ...] = (
     SCHEDULE_OVERRIDES,
     BOOKING_UTILIZATION_DAILY,
     EVENT_TYPE_STATS,
+    BOOKING_CHANGES,
 )

@@ -15,15 +15,24 @@ import dagster as dg
 from sched_assets.accounts import ACCOUNT_COLUMN
 from sched_assets.analytics import SELECTS, previews
 from sched_assets.analytics.build import BuiltTable, Scope, build_table
+from sched_assets.analytics.chart_data import event_type_bars, utilization_points
+from sched_assets.analytics.charts import (
+    EVENT_TYPE_TITLE,
+    UTILIZATION_TITLE,
+    event_type_chart,
+    png_markdown,
+    utilization_chart,
+)
 from sched_assets.analytics.specs import (
     BOOKING_ATTENDEES,
+    BOOKING_CHANGES,
     BOOKING_UTILIZATION_DAILY,
     EVENT_TYPE_STATS,
     SCHEDULE_OVERRIDES,
     SCHEDULE_WINDOWS,
     TableSpec,
 )
-from sched_assets.defs.keys import analytics_key, raw_key, raw_table
+from sched_assets.defs.keys import analytics_key
 from sched_assets.defs.partitions import run_accounts
 from sched_assets.storage.catalog import table_columns
 from sched_assets.storage.locking import retry_conflicts
@@ -36,13 +45,14 @@ if TYPE_CHECKING:  # no `from __future__ import annotations`: Dagster reads the 
 GROUP = "analytics"
 OWNERS = ["team:data"]
 
-# The raw tables (API resource names) each derived table reads: its lineage, and what must exist first.
+# The tables each derived table reads: its lineage, and what must exist first.
 SOURCES: dict[str, tuple[str, ...]] = {
-    BOOKING_ATTENDEES.name: ("bookings",),
-    SCHEDULE_WINDOWS.name: ("schedules",),
-    SCHEDULE_OVERRIDES.name: ("schedules", "my_profile"),
-    BOOKING_UTILIZATION_DAILY.name: ("bookings", "event_types", "schedules", "my_profile"),
-    EVENT_TYPE_STATS.name: ("bookings", "event_types", "my_profile"),
+    BOOKING_ATTENDEES.name: ("raw.bookings",),
+    SCHEDULE_WINDOWS.name: ("raw.schedules",),
+    SCHEDULE_OVERRIDES.name: ("raw.schedules", "raw.my_profile"),
+    BOOKING_UTILIZATION_DAILY.name: ("raw.bookings", "raw.event_types", "raw.schedules", "raw.my_profile"),
+    EVENT_TYPE_STATS.name: ("raw.bookings", "raw.event_types", "raw.my_profile", "history.bookings"),
+    BOOKING_CHANGES.name: ("history.bookings",),
 }
 
 
@@ -55,7 +65,7 @@ def _analytics_asset(
         group_name=GROUP,
         kinds={"duckdb"},
         owners=OWNERS,
-        deps=[raw_key(name) for name in SOURCES[table.name]],
+        deps=[dg.AssetKey(source.split(".")) for source in SOURCES[table.name]],
         metadata={"primary_key": list(table.primary_key), "dagster/table_name": table.qualified_name},
     )
 
@@ -67,13 +77,14 @@ def _build(
     table: TableSpec,
 ) -> BuiltTable:
     """Check the raw tables `table` reads exist, then build it (see `analytics.build`)."""
-    for name in SOURCES[table.name]:
-        if table_columns(con, TableName.parse(raw_table(name))) is None:
+    for source in SOURCES[table.name]:
+        if table_columns(con, TableName.parse(source)) is None:
             # Without this, DuckDB's bind error names the table but not what to do about it.
+            key = dg.AssetKey(source.split("."))
             raise dg.Failure(
                 description=(
-                    f"{table.qualified_name} reads {raw_table(name)}, which does not exist in "
-                    f"{warehouse.location}: materialize {raw_key(name).to_user_string()} first"
+                    f"{table.qualified_name} reads {source}, which does not exist in "
+                    f"{warehouse.location}: materialize {key.to_user_string()} first"
                 )
             )
     policy = warehouse.get_write_warehouse().retry_policy
@@ -240,8 +251,10 @@ def booking_utilization_daily(
             f"sum(booked_minutes) / nullif(sum(available_minutes), 0) FROM {built.rows.sql}",
         )
         preview = previews.busiest_days(con, built.rows)
+        points = utilization_points(con, built.rows)
     extra: dict[str, object] = {
         "preview": dg.MetadataValue.md(preview),
+        "utilization_chart": dg.MetadataValue.md(png_markdown(utilization_chart(points), UTILIZATION_TITLE)),
         "days_over_capacity": over,
         "schedules": schedules,
     }
@@ -256,7 +269,7 @@ def event_type_stats(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 
     **Grain:** one row per event type. **Key:** `event_type_id`.
 
-    **Sources:** `raw.event_types`, `raw.bookings`, `raw.my_profile`.
+    **Sources:** `raw.event_types`, `raw.bookings`, `raw.my_profile`, `history.bookings`.
 
     - Rows: every event type in `raw.event_types`, plus every `event_type_id` that bookings reference
       but `raw.event_types` lacks (`is_known = false`, null `title`/`slug`), so no booking is dropped.
@@ -268,12 +281,62 @@ def event_type_stats(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     - `no_show_rate = no_shows / accepted` (null when none accepted).
     - `avg_lead_time_hours`: mean of `start - created_at` in hours over all its bookings.
     - `avg_rating`: mean of non-null `rating`. `booked_minutes`: Σ `duration` of accepted bookings.
+    - From `history.bookings` (each booking under the event type of its latest version):
+      `avg_cancellation_lead_hours` = mean over bookings ever seen cancelled (not by a reschedule) of
+      the hours from the cancellation (that version's `updated_at`, else the sync that saw it) to the
+      start it had then; `cancellations_seen` = those bookings; `reschedules` = bookings seen cancelled
+      with a `rescheduled_to_uid`, plus changes of a booking's own `start`/`end`. See docs/tables.md.
     """
     with warehouse.get_connection() as con:
         built = _build(context, warehouse, con, EVENT_TYPE_STATS)
         [unknown] = _one_row(con, f"SELECT count(*) FILTER (WHERE NOT is_known) FROM {built.rows.sql}")
         preview = previews.most_cancelled(con, built.rows)
-    return _result(built, {"preview": dg.MetadataValue.md(preview), "unknown_event_types": unknown})
+        bars = event_type_bars(con, built.rows)
+    return _result(
+        built,
+        {
+            "preview": dg.MetadataValue.md(preview),
+            "event_type_chart": dg.MetadataValue.md(png_markdown(event_type_chart(bars), EVENT_TYPE_TITLE)),
+            "unknown_event_types": unknown,
+        },
+    )
+
+
+@_analytics_asset(BOOKING_CHANGES)
+def booking_changes(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Every status or time change of a booking, as successive syncs saw it.
+
+    **Grain:** one row per status or time change of a booking. **Key:** `(booking_id, seen_at)`.
+
+    **Source:** `history.bookings`.
+
+    - A row for each version (after a booking's first) whose `status` or `start`/`end` differ from the
+      version before it; `version_number` counts versions from 1. Versions that changed other fields
+      only (a title) are not changes here.
+    - `seen_at`: `valid_from` of the new version, i.e. the sync that saw the change, not when it
+      happened; several changes between two syncs are one row. `status_changed`, `time_changed` say
+      what changed; `from_*` / `to_*` are the values before and after (status lower-cased).
+    """
+    with warehouse.get_connection() as con:
+        built = _build(context, warehouse, con, BOOKING_CHANGES)
+        status, time = _one_row(
+            con,
+            f"SELECT count(*) FILTER (WHERE status_changed), count(*) FILTER (WHERE time_changed) "
+            f"FROM {built.rows.sql}",
+        )
+        preview = previews.markdown_query(
+            con,
+            f"SELECT booking_id, seen_at, from_status, to_status, from_start, to_start FROM {built.rows.sql} "
+            f"ORDER BY seen_at DESC, booking_id LIMIT {previews.PREVIEW_ROWS}",
+        )
+    return _result(
+        built,
+        {
+            "preview": dg.MetadataValue.md(f"**Latest changes**\n\n{preview}"),
+            "status_changes": status,
+            "time_changes": time,
+        },
+    )
 
 
 analytics_assets: list[dg.AssetsDefinition] = [
@@ -282,4 +345,5 @@ analytics_assets: list[dg.AssetsDefinition] = [
     schedule_overrides,
     booking_utilization_daily,
     event_type_stats,
+    booking_changes,
 ]

@@ -67,8 +67,8 @@ def record_history(
     fields = ", ".join(quote_ident(name) for name in names if name != SYNCED_AT)
     on = " AND ".join(f"r.{quote_ident(k)} = h.{quote_ident(k)}" for k in key)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_CHANGED} AS SELECT r.* EXCLUDE (_h) "
-        f"FROM (SELECT {keys}, {SYNCED_AT}, hash({fields}) AS _h FROM {table.sql} WHERE true{scoped}) r "
+        f"CREATE OR REPLACE TEMP TABLE {_CHANGED} AS SELECT r.* EXCLUDE (_h) FROM (SELECT {keys}, "
+        f"coalesce({SYNCED_AT}, now()) AS {SYNCED_AT}, hash({fields}) AS _h FROM {table.sql} WHERE true{scoped}) r "
         f"LEFT JOIN (SELECT {keys}, hash({fields}) AS _h FROM {history.sql} WHERE {VALID_TO} IS NULL{scoped}) h "
         f"ON {on} WHERE h.{quote_ident(key[0])} IS NULL OR r._h <> h._h"
     )
@@ -90,8 +90,8 @@ def record_history(
         on_changed = " AND ".join(f"r.{quote_ident(k)} = c.{quote_ident(k)}" for k in key)
         added = statement_count(
             con.execute(
-                f"INSERT INTO {history.sql} BY NAME SELECT r.*, r.{SYNCED_AT} AS {VALID_FROM}, "
-                f"NULL::TIMESTAMPTZ AS {VALID_TO} FROM {table.sql} r SEMI JOIN {_CHANGED} c ON {on_changed}"
+                f"INSERT INTO {history.sql} BY NAME SELECT r.*, c.{SYNCED_AT} AS {VALID_FROM}, "
+                f"NULL::TIMESTAMPTZ AS {VALID_TO} FROM {table.sql} r JOIN {_CHANGED} c ON {on_changed}"
             )
         )
     finally:
