@@ -11,6 +11,7 @@ import dagster as dg
 from sched_assets.accounts import accounts_file_from_env, load_accounts
 from sched_assets.defs.analytics import analytics_assets
 from sched_assets.defs.checks import analytics_checks, raw_checks
+from sched_assets.defs.freshness import freshness_checks, freshness_sensor, freshness_window, with_freshness
 from sched_assets.defs.jobs import (
     account_schedule,
     daily_sync,
@@ -60,7 +61,9 @@ def _code_references(assets: list) -> list:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    assets = _code_references([build_source_assets(), *analytics_assets])
+    window = freshness_window()
+    assets = with_freshness(_code_references([build_source_assets(), *analytics_assets]), window)
+    stale = freshness_checks(assets, window)
     schedules = [daily_sync, weekly_full_refresh]
     accounts_file = accounts_file_from_env()
     if accounts_file is not None:
@@ -71,9 +74,10 @@ def defs() -> dg.Definitions:
         schedules = [account_schedule(schedule, names, per_run) for schedule in schedules]
     return dg.Definitions(
         assets=assets,
-        asset_checks=[*raw_checks, *analytics_checks],
+        asset_checks=[*raw_checks, *analytics_checks, *stale],
         jobs=[sync_everything, full_refresh_everything],
         schedules=schedules,
+        sensors=[freshness_sensor(stale)],
         resources={
             "sched_api": SchedApiResource(
                 api_key=_env_or_none("SCHED_API_KEY"),

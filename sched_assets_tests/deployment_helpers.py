@@ -414,7 +414,8 @@ Snapshot = dict[tuple[str, str], list[tuple]]  # (schema.table, account) -> rows
 
 
 def snapshot(database: Path) -> Snapshot:
-    """Every raw and analytics table, split by account: each account's rows in a stable order."""
+    """Every raw, history and analytics table, split by account: each account's rows in a stable order
+    (an empty list where the account has none)."""
     result: Snapshot = {}
     with duckdb.connect(str(database), read_only=True) as con:
         tables = con.execute(
@@ -435,6 +436,11 @@ def snapshot(database: Path) -> Snapshot:
             quoted = ", ".join(f'"{column}"' for column in columns)
             for row in con.execute(f'SELECT {quoted} FROM "{schema}"."{table}"').fetchall():
                 result.setdefault((f"{schema}.{table}", row[0]), []).append(row[1:])
+    # An account without rows in a table (booking_changes before a second sync) has them empty.
+    accounts = {account for _, account in result}
+    for schema, table in tables:
+        for account in accounts:
+            result.setdefault((f"{schema}.{table}", account), [])
     return {key: sorted(rows, key=repr) for key, rows in result.items()}
 
 

@@ -41,6 +41,7 @@ from sched_assets.demo import DEMO_API_KEY, DemoAccount, DemoApi, DemoServer, se
 from sched_assets.frames.columns import EXTRA_COLUMN, SYNCED_AT_COLUMN, snake_case
 from sched_assets_tests.demo_helpers import all_records
 from sched_assets_tests.processes import start_group, stop_group
+from sched_assets_tests.sync_helpers import FROM_HISTORY
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESOURCES: tuple[str, ...] = tuple(spec.name for spec in ENDPOINTS)
@@ -415,14 +416,6 @@ def assert_raw_tables_exact(database: Path, expected: Mapping[str, Sequence[Reco
     """Every raw table holds exactly the expected records (keys, no duplicates, every value)."""
     problems = [p for name, records in expected.items() for p in table_problems(database, name, records)]
     assert not problems, "tables differ from the API:\n" + "\n".join(problems)
-
-
-# What the analytics compute from `history.bookings`: it dates what the syncs saw, so it rightly differs
-# between several syncs and one sync of the same final state (None: the whole table).
-FROM_HISTORY: dict[str, set[str] | None] = {
-    "analytics.booking_changes": None,
-    "analytics.event_type_stats": {"avg_cancellation_lead_hours", "cancellations_seen", "reschedules"},
-}
 
 
 def analytics_only(shot: Snapshot) -> Snapshot:

@@ -22,7 +22,7 @@ from sched_assets.defs.resources import SchedApiResource
 from sched_assets.defs.sources import build_source_assets
 from sched_assets.demo import DemoApi, DemoServer, serve
 from sched_assets.demo.accounts import DemoAccountKey, demo_accounts, write_accounts_file
-from sched_assets_tests.sync_helpers import RAW_TABLES, sync
+from sched_assets_tests.sync_helpers import FROM_HISTORY, RAW_TABLES, sync
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -102,11 +102,11 @@ def rows(database: Path, table: str, account: str | None = None) -> list[tuple]:
 
 
 def drop_from_history(table: str, found: list[tuple]) -> list[tuple]:
-    """Without the columns computed from history.bookings: they are dated by the syncs that saw the
-    versions (a booking without updatedAt is dated by its sync), so two syncs of one account differ."""
-    if table != "event_type_stats":
-        return found
-    return [row[:-3] for row in found]  # avg_cancellation_lead_hours, cancellations_seen, reschedules
+    """Without the columns computed from history.bookings (`FROM_HISTORY`): two syncs of one account
+    date them differently."""
+    dated = FROM_HISTORY.get(f"analytics.{table}") or set()
+    assert dated <= {"avg_cancellation_lead_hours", "cancellations_seen", "reschedules"}  # the last three
+    return [row[: len(row) - len(dated)] for row in found]
 
 
 def account_counts(database: Path, table: str) -> dict[str, int]:

@@ -30,8 +30,10 @@ from sched_assets import analytics as analytics_sql
 from sched_assets.analytics.specs import TABLES
 from sched_assets.api.specs import ENDPOINTS
 from sched_assets.defs.analytics import analytics_assets
-from sched_assets.defs.checks import checks as check_definitions
+from sched_assets.defs.checks import checks
+from sched_assets.defs.freshness import freshness_checks, freshness_window
 from sched_assets.defs.jobs import daily_sync, weekly_full_refresh
+from sched_assets.defs.sources import build_source_assets
 from sched_assets_tests.processes import free_port, start_group, stop_group
 from sched_assets_tests.raw_tables import create_raw_tables
 
@@ -61,6 +63,8 @@ ALL_KEYS = (
     + [("history", name) for name in HISTORY_ASSETS]
     + [("analytics", name) for name in ANALYTICS_ASSETS]
 )
+# The checks the code location defines: checks.py's, and a freshness check per synced asset.
+check_definitions = [*checks, *freshness_checks([build_source_assets()], freshness_window({}))]
 KINDS = {"raw": {"api", "duckdb"}, "history": {"duckdb"}, "analytics": {"duckdb"}}
 DEMO_BOOKINGS = 2000  # SchedApiResource.demo_bookings default
 
