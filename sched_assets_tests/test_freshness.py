@@ -104,3 +104,22 @@ def test_with_freshness_keeps_every_asset(monkeypatch: pytest.MonkeyPatch) -> No
     assets = [build_source_assets(), *analytics_assets]
     changed = with_freshness(assets, timedelta(hours=1))
     assert [set(a.keys) for a in changed] == [set(a.keys) for a in assets]
+
+
+def test_analytics_are_requested_after_their_sources_are_synced(monkeypatch: pytest.MonkeyPatch) -> None:
+    definitions = load(monkeypatch)
+    graph = definitions.resolve_asset_graph()
+    synced = [key for key in graph.get_all_asset_keys() if key.path[0] in ("raw", "history")]
+    analytics = {key for key in graph.get_all_asset_keys() if key.path[0] == "analytics"}
+
+    with dg.instance_for_test() as instance:
+        first = dg.evaluate_automation_conditions(defs=definitions, instance=instance)
+        assert first.total_requested == 0  # nothing synced yet: the sources are missing
+
+        for key in synced:  # a sync by any means (here: reported, as a run of another tool would)
+            instance.report_runless_asset_event(dg.AssetMaterialization(key))
+        second = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=first.cursor)
+        assert {key for key in analytics if second.get_num_requested(key)} == analytics
+
+        third = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=second.cursor)
+        assert third.total_requested == 0  # requested once, not on every tick
