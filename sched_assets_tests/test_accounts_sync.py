@@ -317,3 +317,23 @@ def test_previous_cursors_are_each_accounts_latest_in_two_queries_per_table() ->
         found = _previous_cursors(instance, [bookings], ready, api)
 
     assert found == {"a": {"bookings": "a1"}, "b": {"bookings": "b2"}, "c": {}}
+
+
+def test_charts_are_drawn_for_a_run_of_one_account_only(
+    tmp_path: Path, keys: list[DemoAccountKey], accounts_file: Path, instance
+) -> None:
+    """A batch's materializations would each store the same image: only a run of one account has it."""
+    names = [key.name for key in keys]
+    database = tmp_path / "many.duckdb"
+
+    def chart_partitions(result: dg.ExecuteInJobResult) -> dict[str, bool]:
+        return {
+            event.materialization.partition: "utilization_chart" in event.materialization.metadata
+            for event in result.get_asset_materialization_events()
+            if event.asset_key == dg.AssetKey(["analytics", "booking_utilization_daily"])
+        }
+
+    batch = materialize(accounts_file, names, database, instance, names)
+    assert chart_partitions(batch) == {name: False for name in names}
+    single = materialize(accounts_file, names, database, instance, names[:1])
+    assert chart_partitions(single) == {names[0]: True}

@@ -37,9 +37,6 @@ def utilization_points(
 
 def event_type_bars(con: duckdb.DuckDBPyConnection, rows: TableName | ScopedRows) -> list[EventTypeBar]:
     """One bar per event type of `analytics.event_type_stats` (its rows `rows`)."""
-    scoped = isinstance(rows, ScopedRows) and len(rows.values) > 1
     label = "coalesce(title, 'event type ' || event_type_id)"
-    if scoped:
-        label = f"{quote_ident(rows.column)} || ': ' || {label}"
     result = con.execute(f"SELECT {label}, bookings_total, cancellation_rate FROM {rows.sql}").fetchall()
     return [EventTypeBar(str(name), int(total), rate) for name, total, rate in result]

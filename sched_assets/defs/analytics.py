@@ -14,7 +14,7 @@ import dagster as dg
 
 from sched_assets.accounts import ACCOUNT_COLUMN
 from sched_assets.analytics import SELECTS, previews
-from sched_assets.analytics.build import BuiltTable, Scope, build_table
+from sched_assets.analytics.build import BuiltTable, Scope, ScopedRows, build_table
 from sched_assets.analytics.chart_data import event_type_bars, utilization_points
 from sched_assets.analytics.charts import (
     EVENT_TYPE_TITLE,
@@ -112,6 +112,12 @@ def _result(built: BuiltTable, extra: Mapping[str, object]) -> dg.MaterializeRes
             **extra,
         }
     )
+
+
+def _charted(built: BuiltTable) -> bool:
+    """Whether to draw the table's chart: not in a run of several accounts, where Dagster would store
+    the same ~70 KB image with every account's materialization (a run of one account draws it)."""
+    return not isinstance(built.rows, ScopedRows) or len(built.rows.values) == 1
 
 
 def _one_row(con: "duckdb.DuckDBPyConnection", sql: str) -> tuple:
@@ -251,15 +257,18 @@ def booking_utilization_daily(
             f"sum(booked_minutes) / nullif(sum(available_minutes), 0) FROM {built.rows.sql}",
         )
         preview = previews.busiest_days(con, built.rows)
-        points = utilization_points(con, built.rows)
+        points = utilization_points(con, built.rows) if _charted(built) else None
     extra: dict[str, object] = {
         "preview": dg.MetadataValue.md(preview),
-        "utilization_chart": dg.MetadataValue.md(png_markdown(utilization_chart(points), UTILIZATION_TITLE)),
         "days_over_capacity": over,
         "schedules": schedules,
     }
     if overall is not None:  # no availability at all: a ratio would be meaningless
         extra["overall_utilization"] = overall
+    if points is not None:
+        extra["utilization_chart"] = dg.MetadataValue.md(
+            png_markdown(utilization_chart(points), UTILIZATION_TITLE)
+        )
     return _result(built, extra)
 
 
@@ -291,15 +300,13 @@ def event_type_stats(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         built = _build(context, warehouse, con, EVENT_TYPE_STATS)
         [unknown] = _one_row(con, f"SELECT count(*) FILTER (WHERE NOT is_known) FROM {built.rows.sql}")
         preview = previews.most_cancelled(con, built.rows)
-        bars = event_type_bars(con, built.rows)
-    return _result(
-        built,
-        {
-            "preview": dg.MetadataValue.md(preview),
-            "event_type_chart": dg.MetadataValue.md(png_markdown(event_type_chart(bars), EVENT_TYPE_TITLE)),
-            "unknown_event_types": unknown,
-        },
-    )
+        bars = event_type_bars(con, built.rows) if _charted(built) else None
+    extra: dict[str, object] = {"preview": dg.MetadataValue.md(preview), "unknown_event_types": unknown}
+    if bars is not None:
+        extra["event_type_chart"] = dg.MetadataValue.md(
+            png_markdown(event_type_chart(bars), EVENT_TYPE_TITLE)
+        )
+    return _result(built, extra)
 
 
 @_analytics_asset(BOOKING_CHANGES)
