@@ -30,6 +30,7 @@ from sched_assets.defs.partitions import run_accounts
 from sched_assets.defs.resources import SchedApiResource
 from sched_assets.frames.columns import column_types, key_columns
 from sched_assets.storage import NullKeys, TableWrite, WarehouseResource, WriteMode
+from sched_assets.storage.naming import TableName, quote_ident
 from sched_assets.storage.write import TableWrites
 
 if TYPE_CHECKING:  # no `from __future__ import annotations`: Dagster reads the asset parameters' types
@@ -386,29 +387,25 @@ def history_output(
     warehouse: WarehouseResource, spec: EndpointSpec, accounts: list[str] | None = None
 ) -> dg.Output:
     """The history asset's output: its table was written with the raw one, so only its metadata."""
-    from sched_assets.storage.naming import TableName, quote_ident, quote_literal
+    from sched_assets.analytics.build import ScopedRows
+    from sched_assets.analytics.previews import PREVIEW_ROWS, markdown_query
 
     table = TableName.parse(history_table(spec.name))
+    rows = ScopedRows(table, ACCOUNT_COLUMN, tuple(accounts)) if accounts else table
     keys = ([ACCOUNT_COLUMN] if accounts else []) + list(key_columns(spec))
-    where = (
-        f" WHERE {quote_ident(ACCOUNT_COLUMN)} IN ({', '.join(quote_literal(a) for a in accounts)})"
-        if accounts
-        else ""
-    )
-    from sched_assets.analytics.previews import PREVIEW_ROWS, markdown_query
 
     preview_columns = ", ".join(quote_ident(c) for c in (*keys, *spec.preview_columns[1:4]) if c != "id")
     with warehouse.get_connection(read_only=True) as con:
         # The latest changes: versions that closed another (or were closed) most recently first.
         preview = markdown_query(
             con,
-            f"SELECT id, {preview_columns}, valid_from, valid_to FROM {table.sql}{where} "
+            f"SELECT id, {preview_columns}, valid_from, valid_to FROM {rows.sql} "
             f"ORDER BY coalesce(valid_to, valid_from) DESC, id LIMIT {PREVIEW_ROWS}",
         )
         [(versions, current, changed)] = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE valid_to IS NULL), "
             f"count(*) - count(DISTINCT ({', '.join(quote_ident(k) for k in keys)})) "
-            f"FROM {table.sql}{where}"
+            f"FROM {rows.sql}"
         ).fetchall()
     columns = warehouse.get_warehouse().columns(str(table))
     schema = dg.TableSchema(columns=[dg.TableColumn(name=name, type=type_) for name, type_ in columns])
