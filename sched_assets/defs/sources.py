@@ -11,7 +11,7 @@ imported by the functions a run calls.
 
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ from sched_assets.defs.keys import RAW_SCHEMA, history_key, history_table, raw_k
 from sched_assets.defs.partitions import run_accounts
 from sched_assets.defs.resources import SchedApiResource
 from sched_assets.frames.columns import column_types, key_columns
+from sched_assets.heap import heap_frozen
 from sched_assets.storage import NullKeys, TableWrite, WarehouseResource, WriteMode
 from sched_assets.storage.naming import TableName, quote_ident
 from sched_assets.storage.write import TableWrites
@@ -299,45 +300,63 @@ def build_source_assets(endpoints: tuple[EndpointSpec, ...] = ENDPOINTS) -> dg.A
         sched_api: SchedApiResource,
         warehouse: WarehouseResource,
     ):
-        selected = [by_key[key] for key in by_key if key in context.selected_asset_keys]
-        with_history = _selected_histories(context.selected_asset_keys, endpoints)
-        accounts = run_accounts(context)
-        if accounts is not None:
-            from sched_assets.defs.account_sync import sync_accounts
-
-            yield from sync_accounts(context, config, sched_api, warehouse, selected, accounts, with_history)
-            return
-        if sched_api.is_demo:
-            context.log.warning(
-                "DEMO MODE: SCHED_API_KEY and SCHED_API_BASE_URL are not set, so this run syncs the built-in "
-                f"demo account ({sched_api.demo_bookings} bookings, served in-process) into "
-                f"{warehouse.location}. To sync your real account, set SCHED_API_KEY to your Cal.com API key "
-                "(and SCHED_API_BASE_URL if you do not use https://api.cal.com/v2), then run again."
+        with heap_frozen():  # the step allocates millions of page objects; see sched_assets.heap
+            yield from _sync(
+                context,
+                config,
+                sched_api,
+                warehouse,
+                [by_key[key] for key in by_key if key in context.selected_asset_keys],
+                _selected_histories(context.selected_asset_keys, endpoints),
             )
-        try:
-            client_config = sched_api.client_config()
-        except ApiError as exc:
-            raise dg.Failure(description=str(exc)) from None
-        warehouse.get_write_warehouse().check_writable()
-        source = sched_api.source
-        exists = warehouse.get_warehouse().table_exists
-        plans = {
-            spec.name: plan_sync(config, spec, _previous_cursor(context, raw_key(spec.name), source), exists)
-            for spec in selected
-        }
-
-        with (
-            tempfile.TemporaryDirectory(prefix="sched_assets_") as tmp,
-            sched_api.build_client(client_config, context.log) as client,
-        ):
-            fetched = fetch_all(client, plans, selected, Path(tmp))
-            # Every fetch succeeded: now write, one table at a time (DuckDB has one writer).
-            for item in fetched:
-                yield _output(item, source, context.log)  # written by the IO manager before we go on
-                if item.spec.name in with_history:
-                    yield history_output(warehouse, item.spec)
 
     return raw_sources
+
+
+def _sync(
+    context: dg.AssetExecutionContext,
+    config: SourceSyncConfig,
+    sched_api: SchedApiResource,
+    warehouse: WarehouseResource,
+    selected: list[EndpointSpec],
+    with_history: set[str],
+) -> Iterator[dg.Output]:
+    """The step's work: one account (fetch everything, then write), or a run's accounts."""
+    accounts = run_accounts(context)
+    if accounts is not None:
+        from sched_assets.defs.account_sync import sync_accounts
+
+        yield from sync_accounts(context, config, sched_api, warehouse, selected, accounts, with_history)
+        return
+    if sched_api.is_demo:
+        context.log.warning(
+            "DEMO MODE: SCHED_API_KEY and SCHED_API_BASE_URL are not set, so this run syncs the built-in "
+            f"demo account ({sched_api.demo_bookings} bookings, served in-process) into "
+            f"{warehouse.location}. To sync your real account, set SCHED_API_KEY to your Cal.com API key "
+            "(and SCHED_API_BASE_URL if you do not use https://api.cal.com/v2), then run again."
+        )
+    try:
+        client_config = sched_api.client_config()
+    except ApiError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    warehouse.get_write_warehouse().check_writable()
+    source = sched_api.source
+    exists = warehouse.get_warehouse().table_exists
+    plans = {
+        spec.name: plan_sync(config, spec, _previous_cursor(context, raw_key(spec.name), source), exists)
+        for spec in selected
+    }
+
+    with (
+        tempfile.TemporaryDirectory(prefix="sched_assets_") as tmp,
+        sched_api.build_client(client_config, context.log) as client,
+    ):
+        fetched = fetch_all(client, plans, selected, Path(tmp))
+        # Every fetch succeeded: now write, one table at a time (DuckDB has one writer).
+        for item in fetched:
+            yield _output(item, source, context.log)  # written by the IO manager before we go on
+            if item.spec.name in with_history:
+                yield history_output(warehouse, item.spec)
 
 
 def _history_spec(spec: EndpointSpec) -> dg.AssetSpec:
