@@ -205,3 +205,40 @@ def test_connection_is_closed_after_the_block(tmp_path: Path) -> None:
         con.execute("CREATE TABLE t (a INTEGER)")
     with pytest.raises(duckdb.ConnectionException):
         con.execute("SELECT 1")
+
+
+def test_kill_9_between_commits_keeps_the_committed_groups(tmp_path: Path) -> None:
+    """A writer checkpoints only when it closes the file: groups it committed before a kill -9 live in
+    DuckDB's log alone, and the next open must replay them; the open transaction is gone."""
+    db = tmp_path / "groups.duckdb"
+    marker = tmp_path / "paused"
+    child = run_python(
+        f"""
+        import os, time
+        from pathlib import Path
+        import polars as pl
+        from sched_assets.storage import TableWrite, Warehouse, write
+
+        commit, commits = write._commit, []
+
+        def third_pauses(con):
+            if len(commits) == 2:
+                Path({str(marker)!r}).write_text(str(os.getpid()))
+                time.sleep(120)
+            commit(con)
+            commits.append(1)
+
+        write._commit = third_pauses
+        groups = [
+            [({TABLE!r}, TableWrite(pl.DataFrame({{"id": [g * 10 + i for i in range(3)], "g": [g] * 3}}), "merge", ("id",)))]
+            for g in (1, 2, 3)
+        ]
+        Warehouse({str(db)!r}).write_groups(groups)
+        """
+    )
+    wait_for(marker, child)  # two groups committed, the third inside its transaction
+    assert Path(f"{db}.wal").exists()  # not checkpointed: the two commits are in the log only
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+
+    assert read_rows(Warehouse(db)) == [(10, 1), (11, 1), (12, 1), (20, 2), (21, 2), (22, 2)]
