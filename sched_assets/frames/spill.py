@@ -2,7 +2,8 @@
 
 Python's only per-record work is one `orjson.dumps` and a key-set comparison that marks the rare record
 with undeclared fields (see `typed_sql`); the client already parsed each page to read its pagination.
-Every `batch_rows` records, an in-memory DuckDB types the batch with the spec's SQL (`typed_sql`) into
+Every `batch_rows` records, the process's in-memory DuckDB (one for all spills, a connection each)
+types the batch with the spec's SQL (`typed_sql`) into
 a numbered Parquet part, collects the metadata counts, and the JSON lines are deleted.
 Typing runs while the next pages are on the wire (DuckDB releases the GIL), memory stays bounded by one
 batch, and the write later reads the typed parts twice (key pass, insert), the key pass only their
@@ -14,8 +15,12 @@ refused before its batch is typed, and its file deleted.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -66,6 +71,45 @@ class Preview:
 
     columns: list[str]
     rows: list[tuple[Any, ...]]
+
+
+_typing_lock = threading.Lock()
+_typing: duckdb.DuckDBPyConnection | None = None
+
+
+def _typing_database() -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB for typing batches, created once: a new database costs ~10 ms,
+    and a run of many accounts types ~7 resources per account. Its memory limit bounds all typing
+    at once; beyond it DuckDB spills to an owner-only directory (typed records, never secrets) that
+    it empties as it goes."""
+    global _typing
+    with _typing_lock:
+        if _typing is None:
+            import duckdb
+
+            spill = tempfile.mkdtemp(prefix="sched_assets_typing_")  # mode 0700
+            atexit.register(_close_typing_database, spill)
+            _typing = duckdb.connect(
+                config={
+                    "memory_limit": _MEMORY_LIMIT,
+                    "temp_directory": spill,
+                    "threads": _THREADS,
+                    # Rows keep page order (storage's last-wins dedupe reads it).
+                    "preserve_insertion_order": True,
+                }
+            )
+            # Naive timestamps are UTC, in every cursor (a setting, not a connect option: it needs ICU).
+            _typing.execute("SET GLOBAL TimeZone = 'UTC'")
+        return _typing
+
+
+def _close_typing_database(spill: str) -> None:
+    global _typing
+    with _typing_lock:
+        if _typing is not None:
+            _typing.close()
+            _typing = None
+    shutil.rmtree(spill, ignore_errors=True)
 
 
 class SecretInSpillError(RuntimeError):
@@ -176,16 +220,7 @@ class RecordSpill:
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            import duckdb
-
-            con = duckdb.connect(
-                config={"memory_limit": _MEMORY_LIMIT, "temp_directory": str(self._directory)}
-            )
-            # Naive timestamps are UTC; rows keep page order (storage's last-wins dedupe reads it).
-            con.execute("SET TimeZone = 'UTC'")
-            con.execute("SET preserve_insertion_order = true")
-            con.execute(f"SET threads = {_THREADS}")
-            self._con = con
+            self._con = _typing_database().cursor()  # a connection of its own: its temp tables are its own
         return self._con
 
     def _type_batch(self, batch: Path | None, part: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .naming import quote_ident
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -13,16 +15,22 @@ Column = tuple[str, str]  # (name, DuckDB type as DuckDB reports it, e.g. "TIMES
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: TableName) -> list[Column] | None:
-    """The table's columns in table order, or None when the table does not exist."""
-    rows = con.execute(
-        """
-        SELECT column_name, data_type
-        FROM duckdb_columns()
-        WHERE database_name = current_database() AND schema_name = ? AND table_name = ?
-        ORDER BY column_index
-        """,
-        [table.schema, table.name],
-    ).fetchall()
+    """The table's columns in table order, or None when the table does not exist.
+
+    DESCRIBE of the name in the current database (so a temp table of the same name never answers):
+    ~0.4 ms, where filtering `duckdb_columns()` built every column of every catalog (~3 ms, and a
+    write asks several times per table). A missing table is a catalog error, which leaves an open
+    transaction usable.
+    """
+    import duckdb
+
+    [(database,)] = con.execute("SELECT current_database()").fetchall()
+    try:
+        rows = con.execute(
+            f"SELECT column_name, column_type FROM (DESCRIBE {quote_ident(database)}.{table.sql})"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return None
     return [(str(name), str(type_)) for name, type_ in rows] or None
 
 
