@@ -158,6 +158,17 @@ def test_spill_keeps_every_row_in_page_order(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in paths]  # no JSON lines left
 
 
+def test_records_of_several_megabytes_are_typed_whole(tmp_path):
+    # The JSON reader is sized to each batch's longest record, above its 1 MiB floor.
+    huge = {"id": 1, "title": "t" * 3_000_000, "metadata": {"note": "n" * 2_500_000}, "unknownField": "u" * 5}
+    rows, spill = typed(BOOKINGS, [huge, {"id": 2, "title": "small"}], tmp_path, batch_rows=1)
+    assert [row["id"] for row in rows] == [1, 2]
+    assert len(rows[0]["title"]) == 3_000_000
+    assert json.loads(rows[0]["metadata"]) == {"note": "n" * 2_500_000}
+    assert json.loads(rows[0]["_extra"]) == {"unknownField": "uuuuu"}
+    assert spill.stats.rows == 2
+
+
 def test_unusable_keys_become_null_and_are_kept_in_extra(tmp_path):
     # Such rows are left out (and counted) by storage's null-key rule, not here.
     rows = typed_rows(BOOKINGS, [{"id": 1}, {"title": "no id"}, {"id": "abc"}, {"id": None}], tmp_path)

@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 
 PREVIEW_ROWS = 5
 BATCH_ROWS = 10_000  # Parquet parts stay small: DuckDB decodes a row group whole within the write's budget
-_MEMORY_LIMIT = "256MB"
+_MEMORY_LIMIT = "256MB"  # all typing of the process at once (see `_typing_database`)
+_MIN_OBJECT_BYTES = 1 << 20
 _THREADS = 1  # the typer shares the machine with the page readers and the other resources
 _PENDING = 2  # batches handed to the typer and not typed yet
 _DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
@@ -144,6 +145,7 @@ class RecordSpill:
         self._file: Any = None
         self._batch_path: Path | None = None
         self._batch_records = 0
+        self._longest = 0  # bytes of the batch's longest record line
         self._batches = 0
         self._typer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sched-type-{spec.name}")
         self._pending: deque[Future[None]] = deque()
@@ -167,14 +169,14 @@ class RecordSpill:
         records = [r if r.keys() <= known else {**mark, **r} for r in records]
         dumps, options = orjson.dumps, _DUMP_OPTIONS
         try:
-            self._file.write(b"".join([dumps(record, option=options) for record in records]))
+            lines = [dumps(record, option=options) for record in records]
         except TypeError:
             # Integers beyond 64 bits (parsed by the stdlib fallback) are valid JSON; keep them exactly.
-            self._file.write(
-                "".join(
-                    json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records
-                ).encode()
-            )
+            lines = [
+                (json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n").encode() for r in records
+            ]
+        self._longest = max(self._longest, max(map(len, lines)))
+        self._file.write(b"".join(lines))
         self._batch_records += len(records)
         if self._batch_records >= self._batch_rows:
             self._submit()
@@ -213,7 +215,8 @@ class RecordSpill:
         part = self._directory / f"part-{self._batches:06d}.parquet"
         self._batches += 1
         self._batch_records = 0
-        self._pending.append(self._typer.submit(self._type_batch, batch, part))
+        longest, self._longest = self._longest, 0
+        self._pending.append(self._typer.submit(self._type_batch, batch, part, longest))
         # Backpressure, and an early stop when typing failed.
         while len(self._pending) > _PENDING or (self._pending and self._pending[0].done()):
             self._pending.popleft().result()
@@ -223,10 +226,13 @@ class RecordSpill:
             self._con = _typing_database().cursor()  # a connection of its own: its temp tables are its own
         return self._con
 
-    def _type_batch(self, batch: Path | None, part: Path) -> None:
+    def _type_batch(self, batch: Path | None, part: Path, longest: int = 0) -> None:
         con = self._connection()
         if batch is not None:
-            source = f"read_ndjson_objects({quote_literal(str(batch))})"
+            # The reader's buffers are twice its largest object (default 16 MB): sized to the batch,
+            # the typers of a run's accounts at once fit the shared memory limit.
+            size = max(_MIN_OBJECT_BYTES, 2 * longest)
+            source = f"read_ndjson_objects({quote_literal(str(batch))}, maximum_object_size = {size})"
         else:  # no records at all: the typed columns over zero rows
             source = f"(SELECT NULL::JSON AS {RECORD} WHERE false)"
         try:
