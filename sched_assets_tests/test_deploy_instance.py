@@ -93,10 +93,16 @@ def write_home(directory: Path, config: Mapping[str, Any]) -> Path:
     return directory
 
 
+# As deploy/docker-compose.yaml and deploy/helm-values.yaml set it.
+EVENT_BATCH_SIZE = "100"
+
+
 def instance_env(cluster: PostgresCluster, dbname: str, home: Path) -> dict[str, str]:
-    """The environment deploy/dagster.yaml reads (the test cluster trusts local clients: no password)."""
+    """The environment deploy/dagster.yaml reads (the test cluster trusts local clients: no password),
+    and the event batching every process of the deployment gets (deploy/README.md)."""
     return {
         "DAGSTER_HOME": str(home),
+        "DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE,
         "DAGSTER_PG_HOST": cluster.host,
         "DAGSTER_PG_PORT": str(cluster.port),
         "DAGSTER_PG_USER": cluster.user,
