@@ -1,7 +1,7 @@
 """Many accounts (issue 13): our deployment vs a dlt loop, side by side, over one multi-account demo API.
 
     uv run --group bench python benchmarks/accounts.py --accounts 200 --bookings 2000 --rate-limit 120/60/60 \
-        [--per-run 25] [--max-runs 2] [--skip-dlt] [--launcher daemon|cli] [--capacity]
+        [--per-run 25] [--max-runs 4] [--skip-dlt] [--launcher daemon|cli] [--capacity]
 
 One demo server (`python -m sched_assets.demo --accounts N --bookings B --rate-limit R --prerender
 --write-accounts ...`) serves every account, one key and one rate-limit budget each. Then:
@@ -54,7 +54,7 @@ class AccountsSettings:
     bookings: int = 2000
     rate_limit: str = "120/60/60"
     per_run: int = 25
-    max_runs: int = 2
+    max_runs: int = 4  # deploy/dagster.yaml's max_concurrent_runs
     skip_dlt: bool = False
     launcher: str = "daemon"  # or "cli"
     capacity: bool = False
@@ -191,7 +191,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[AccountsSettings, Pat
     )
     p.add_argument("--rate-limit", default="120/60/60", help="per key, LIMIT/WINDOW/BLOCK ('' for none)")
     p.add_argument("--per-run", type=int, default=25, help="accounts per run (SCHED_ACCOUNTS_PER_RUN)")
-    p.add_argument("--max-runs", type=int, default=2, help="max_concurrent_runs (cli: concurrent processes)")
+    p.add_argument(
+        "--max-runs",
+        type=int,
+        default=4,
+        help="max_concurrent_runs, as deploy/dagster.yaml (cli: concurrent processes)",
+    )
     p.add_argument("--skip-dlt", action="store_true", help="do not run (b), the dlt loop")
     p.add_argument("--launcher", choices=("daemon", "cli"), default="daemon")
     p.add_argument(
