@@ -158,6 +158,16 @@ def test_spill_keeps_every_row_in_page_order(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in paths]  # no JSON lines left
 
 
+def test_wide_records_make_smaller_batches(tmp_path):
+    # A batch closes at `batch_rows` records or `batch_bytes` of JSON, whichever comes first.
+    spill = RecordSpill(BOOKINGS, tmp_path, NOW, batch_rows=1_000, batch_bytes=2_000)
+    for page in range(5):
+        spill.add([{"id": page * 2 + i, "title": "w" * 500} for i in range(2)])
+    paths = spill.finish()
+    assert len(paths) == 3  # pages of ~1,050 bytes: two pages per batch
+    assert pl.read_parquet(paths)["id"].to_list() == list(range(10))
+
+
 def test_records_of_several_megabytes_are_typed_whole(tmp_path):
     # The JSON reader is sized to each batch's longest record, above its 1 MiB floor.
     huge = {"id": 1, "title": "t" * 3_000_000, "metadata": {"note": "n" * 2_500_000}, "unknownField": "u" * 5}

@@ -2,7 +2,7 @@
 
 Python's only per-record work is one `orjson.dumps` and a key-set comparison that marks the rare record
 with undeclared fields (see `typed_sql`); the client already parsed each page to read its pagination.
-Every `batch_rows` records, the process's in-memory DuckDB (one for all spills, a connection each)
+Every `batch_rows` records (or `batch_bytes` of them), the process's in-memory DuckDB (one for all spills, a connection each)
 types the batch with the spec's SQL (`typed_sql`) into
 a numbered Parquet part, collects the metadata counts, and the JSON lines are deleted.
 Typing runs while the next pages are on the wire (DuckDB releases the GIL), memory stays bounded by one
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 PREVIEW_ROWS = 5
 BATCH_ROWS = 10_000  # Parquet parts stay small: DuckDB decodes a row group whole within the write's budget
+# ... and so does a batch's JSON: wide records (many attendees, seats, answers) make smaller batches.
+BATCH_BYTES = 16 << 20
 # All typing of the process at once (`_typing_database`): a run types ~8 accounts' resources together
 # (256 MB ran out at 2,000 bookings each; 1 GB measured peaks: 389 MB for one 100,000-booking account,
 # 450 MB per run of 25 accounts).
@@ -137,17 +139,19 @@ class RecordSpill:
         *,
         cursor_column: str | None = None,
         batch_rows: int = BATCH_ROWS,
+        batch_bytes: int = BATCH_BYTES,
     ) -> None:
         self.spec = spec
         self._directory = directory
         self._synced_at = synced_at.isoformat()
         self._cursor_column = cursor_column
-        self._batch_rows = batch_rows
+        self._batch_rows, self._batch_bytes_limit = batch_rows, batch_bytes
         self._columns = list(column_types(spec))
         self._known = frozenset(spec.columns)
         self._file: Any = None
         self._batch_path: Path | None = None
         self._batch_records = 0
+        self._batch_bytes = 0
         self._longest = 0  # bytes of the batch's longest record line
         self._batches = 0
         self._typer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sched-type-{spec.name}")
@@ -179,9 +183,11 @@ class RecordSpill:
                 (json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n").encode() for r in records
             ]
         self._longest = max(self._longest, max(map(len, lines)))
-        self._file.write(b"".join(lines))
+        data = b"".join(lines)
+        self._file.write(data)
         self._batch_records += len(records)
-        if self._batch_records >= self._batch_rows:
+        self._batch_bytes += len(data)
+        if self._batch_records >= self._batch_rows or self._batch_bytes >= self._batch_bytes_limit:
             self._submit()
 
     def finish(self) -> list[Path]:
@@ -217,7 +223,7 @@ class RecordSpill:
             batch = self._batch_path
         part = self._directory / f"part-{self._batches:06d}.parquet"
         self._batches += 1
-        self._batch_records = 0
+        self._batch_records = self._batch_bytes = 0
         longest, self._longest = self._longest, 0
         self._pending.append(self._typer.submit(self._type_batch, batch, part, longest))
         # Backpressure, and an early stop when typing failed.
