@@ -47,6 +47,7 @@ CHROMIUM_FLAGS = [
 ]
 ASSET_NAMES = [
     "event_types",
+    "teams",
     "my_profile",
     "schedules",
     "calendars",
@@ -57,6 +58,7 @@ ASSET_NAMES = [
     "schedule_overrides",
     "booking_utilization_daily",
     "event_type_stats",
+    "booking_changes",
 ]
 
 ASSETS_QUERY = """
@@ -208,8 +210,8 @@ def render_asset_page(page: Page, url: str) -> None:
 
 
 def render_graph(page: Page) -> None:
-    """Both groups expanded, every asset drawn with its live status, the whole graph in view."""
-    for group in ("raw", "analytics"):
+    """Every group expanded, every asset drawn with its live status, the whole graph in view."""
+    for group in ("raw", "history", "analytics"):
         page.get_by_text(group, exact=True).first.wait_for(state="visible", timeout=60_000)
     # More room for the graph: hide the asset tree (button left of the search box) and the navigation.
     page.locator('button:has([aria-label="panel_show_right"])').filter(
@@ -218,6 +220,7 @@ def render_graph(page: Page) -> None:
     page.get_by_text("Hide navigation", exact=True).click()
     page.keyboard.press("Alt+e")  # "Expand all groups" (also in the graph's settings menu)
     for name in ASSET_NAMES:
+        # The graph draws only the nodes inside the viewport: the default size holds all 14 at zoom 1.
         page.get_by_text(name, exact=True).first.wait_for(state="visible", timeout=60_000)
     if page.get_by_text("Materialized", exact=True).count() == 0:
         log("no asset shows as materialized yet")
@@ -248,8 +251,8 @@ def main() -> int:
     )
     parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "docs" / "asset_lineage.png")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable")
-    parser.add_argument("--width", type=int, default=1200, help="browser viewport width (CSS px)")
-    parser.add_argument("--height", type=int, default=1250, help="browser viewport height (CSS px)")
+    parser.add_argument("--width", type=int, default=1400, help="browser viewport width (CSS px)")
+    parser.add_argument("--height", type=int, default=1900, help="browser viewport height (CSS px)")
     parser.add_argument("--scale", type=float, default=1.0, help="device scale factor (2 = retina PNG)")
     parser.add_argument("--no-materialize", action="store_true", help="screenshot the never-run graph")
     parser.add_argument(
