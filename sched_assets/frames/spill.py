@@ -2,9 +2,9 @@
 
 Python's only per-record work is one `orjson.dumps` and a key-set comparison that marks the rare record
 with undeclared fields (see `typed_sql`); the client already parsed each page to read its pagination.
-Every `batch_rows` records (or `batch_bytes` of them), the process's in-memory DuckDB (one for all spills, a connection each)
-types the batch with the spec's SQL (`typed_sql`) into
-a numbered Parquet part, collects the metadata counts, and the JSON lines are deleted.
+Every `batch_rows` records (or `batch_bytes` of them), the process's in-memory DuckDB (one for all
+spills, a connection each) types the batch with the spec's SQL (`typed_sql`) into a numbered Parquet
+part, collects the metadata counts, and the JSON lines are deleted.
 Typing runs while the next pages are on the wire (DuckDB releases the GIL), memory stays bounded by one
 batch, and the write later reads the typed parts twice (key pass, insert), the key pass only their
 key columns. Storage dedupes the parts on the key (last wins); nothing is deduplicated here.
