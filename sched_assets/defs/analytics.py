@@ -8,7 +8,7 @@ return a `MaterializeResult` without a value.
 """
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import dagster as dg
 
@@ -118,6 +118,14 @@ def _charted(built: BuiltTable) -> bool:
     """Whether to draw the table's chart: not in a run of several accounts, where Dagster would store
     the same ~70 KB image with every account's materialization (a run of one account draws it)."""
     return not isinstance(built.rows, ScopedRows) or len(built.rows.values) == 1
+
+
+T = TypeVar("T")
+
+
+def _chart_metadata(name: str, data: T | None, draw: Callable[[T], bytes], title: str) -> dict[str, object]:
+    """`{name: the chart as markdown}`, or nothing when `data` is None (not charted, see `_charted`)."""
+    return {} if data is None else {name: dg.MetadataValue.md(png_markdown(draw(data), title))}
 
 
 def _one_row(con: "duckdb.DuckDBPyConnection", sql: str) -> tuple:
@@ -262,13 +270,10 @@ def booking_utilization_daily(
         "preview": dg.MetadataValue.md(preview),
         "days_over_capacity": over,
         "schedules": schedules,
+        **_chart_metadata("utilization_chart", points, utilization_chart, UTILIZATION_TITLE),
     }
     if overall is not None:  # no availability at all: a ratio would be meaningless
         extra["overall_utilization"] = overall
-    if points is not None:
-        extra["utilization_chart"] = dg.MetadataValue.md(
-            png_markdown(utilization_chart(points), UTILIZATION_TITLE)
-        )
     return _result(built, extra)
 
 
@@ -301,12 +306,14 @@ def event_type_stats(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         [unknown] = _one_row(con, f"SELECT count(*) FILTER (WHERE NOT is_known) FROM {built.rows.sql}")
         preview = previews.most_cancelled(con, built.rows)
         bars = event_type_bars(con, built.rows) if _charted(built) else None
-    extra: dict[str, object] = {"preview": dg.MetadataValue.md(preview), "unknown_event_types": unknown}
-    if bars is not None:
-        extra["event_type_chart"] = dg.MetadataValue.md(
-            png_markdown(event_type_chart(bars), EVENT_TYPE_TITLE)
-        )
-    return _result(built, extra)
+    return _result(
+        built,
+        {
+            "preview": dg.MetadataValue.md(preview),
+            "unknown_event_types": unknown,
+            **_chart_metadata("event_type_chart", bars, event_type_chart, EVENT_TYPE_TITLE),
+        },
+    )
 
 
 @_analytics_asset(BOOKING_CHANGES)
