@@ -463,3 +463,43 @@ def test_repeated_keys_dedupe_within_a_small_memory_limit(tmp_path: Path) -> Non
     assert (result.rows_in_table, result.rows_deduplicated) == (50_000, 10_000)
     with warehouse.connect(read_only=True) as con:
         assert con.sql("SELECT DISTINCT part FROM raw.things WHERE id < 10000").fetchall() == [(5,)]
+
+
+def test_small_writes_are_logged_and_a_large_one_is_written_into_the_file_at_commit(tmp_path: Path) -> None:
+    """A run's many small writes share one checkpoint (at close); a large write skips the log."""
+    warehouse = Warehouse(tmp_path / "w.duckdb", lock_timeout=10)
+    wal = tmp_path / "w.duckdb.wal"
+    large = tmp_path / "large.parquet"  # over 16 MB as uncompressed Parquet, estimated smaller by DuckDB
+    duckdb.sql("SELECT range AS id, repeat('x', 200) || range AS name FROM range(100000)").write_parquet(
+        str(large), compression="uncompressed"
+    )
+    assert large.stat().st_size > 16 << 20
+
+    with warehouse.connect() as con:
+        for n in range(3):
+            write_module.execute_write(
+                con, write_module.TableName("raw", f"small{n}"), merge(pl.DataFrame({"id": [n]}))
+            )
+        logged = wal.stat().st_size
+        assert logged > 0  # the small writes wait in the log
+        write_module.execute_write(
+            con, write_module.TableName("raw", "large"), TableWrite([large], "replace", ("id",))
+        )
+        # Written at COMMIT with everything logged before it: the log was checkpointed, not grown by 20 MB.
+        assert not wal.exists() or wal.stat().st_size < logged + (1 << 20)
+        write_module.execute_write(
+            con, write_module.TableName("raw", "small3"), merge(pl.DataFrame({"id": [3]}))
+        )
+        assert wal.exists() and wal.stat().st_size > 0  # small writes are logged again after it
+
+    with warehouse.connect(read_only=True) as con:
+        assert con.sql("SELECT count(*), max(name) FROM raw.large").fetchone() == (
+            100000,
+            "x" * 200 + "99999",
+        )
+        assert [con.sql(f"SELECT id FROM raw.small{n}").fetchone() for n in range(4)] == [
+            (0,),
+            (1,),
+            (2,),
+            (3,),
+        ]

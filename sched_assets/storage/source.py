@@ -47,6 +47,7 @@ class Source:
     from_sql: str  # usable after FROM
     schema: Mapping[str, SourceColumn]  # the data's own columns, in input order
     order_columns: tuple[str, ...]  # ascending = input order; later rows sort last
+    size_bytes: int = 0  # about how much data: the files' sizes, or the frame's in memory
 
 
 @contextlib.contextmanager
@@ -80,7 +81,7 @@ def _dataframe_source(con: duckdb.DuckDBPyConnection, frame: Any) -> Iterator[So
     }
     con.register(view, frame.with_row_index(ORDINAL_COLUMN).to_arrow())
     try:
-        yield Source(quote_ident(view), schema, (quote_ident(ORDINAL_COLUMN),))
+        yield Source(quote_ident(view), schema, (quote_ident(ORDINAL_COLUMN),), frame.estimated_size())
     finally:
         con.unregister(view)
 
@@ -93,6 +94,7 @@ def _parquet_source(con: duckdb.DuckDBPyConnection, paths: list[str | Path]) -> 
     missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
         raise InvalidWriteError(f"Parquet file(s) not found: {', '.join(missing)}")
+    size = sum(Path(p).stat().st_size for p in paths)
     files = [_columns(con, _read_parquet_sql([p])) for p in paths]  # footers only, no data
     first = files[0]
     for path, columns in zip(paths[1:], files[1:], strict=True):
@@ -105,7 +107,7 @@ def _parquet_source(con: duckdb.DuckDBPyConnection, paths: list[str | Path]) -> 
     # Types over all files: a column that is all-null in the first file may be typed in a later one.
     from_sql = _read_parquet_sql(paths)
     merged = _columns(con, from_sql)
-    return Source(from_sql, {name: _parquet_column(merged[name]) for name in first}, _PARQUET_ORDER)
+    return Source(from_sql, {name: _parquet_column(merged[name]) for name in first}, _PARQUET_ORDER, size)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, from_sql: str) -> dict[str, str]:

@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _DUCKDB_LOCK_MESSAGE = "Could not set lock"
-_CHECKPOINT_THRESHOLD = "1GB"  # a writer's log; DuckDB checkpoints it when the writer closes the file
 _held = threading.local()  # databases this thread has open, to catch self-deadlocking nested connects
 
 
@@ -139,12 +138,6 @@ class Warehouse:
                 con = self._open(read_only, deadline)
                 try:
                     self._configure(con)
-                    if not read_only:
-                        # Checkpoint once, when the writer closes the file, not after every commit whose
-                        # log passed DuckDB's 16 MB default: a run writing its accounts one transaction
-                        # each re-checkpointed a growing file ~every 5 accounts (200 accounts x 2,000
-                        # bookings: 18.5 s of commits vs 6.5 s with one checkpoint at the end).
-                        con.execute(f"SET checkpoint_threshold = {quote_literal(_CHECKPOINT_THRESHOLD)}")
                     yield con
                 finally:
                     con.close()

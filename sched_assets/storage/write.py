@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 
 _E = TypeVar("_E", bound=StrEnum)
 
+# DuckDB's write-ahead log (see `_set_checkpoint_policy`): incoming data above this many bytes is
+# written into the file at COMMIT; smaller writes are logged until the log holds `_LOG_UP_TO`.
+_WRITE_THROUGH_BYTES = 16 << 20
+_LOG_UP_TO = "1GiB"
+
 
 class WriteMode(StrEnum):
     """How a write treats the rows already in the table."""
@@ -163,6 +168,7 @@ def execute_writes(
             source = staged.enter_context(staged_source(con, write.data))
             _check_key_columns(write.primary_key, source)
             sources.append(source)
+        _set_checkpoint_policy(con, sum(source.size_bytes for source in sources))
         con.execute("BEGIN TRANSACTION")
         try:
             results = []
@@ -178,6 +184,21 @@ def execute_writes(
     if len(results) == 1:
         results[0].seconds = time.perf_counter() - started
     return results
+
+
+def _set_checkpoint_policy(con: duckdb.DuckDBPyConnection, incoming_bytes: int) -> None:
+    """Log a small write; write a large one straight into the file at its COMMIT.
+
+    DuckDB logs a committed transaction to its write-ahead log and copies the log into the file at a
+    checkpoint: when the log passes `checkpoint_threshold`, or when the file closes. A transaction
+    that DuckDB estimates (by rows and column widths) to be over the threshold skips the log: it is
+    checkpointed at COMMIT. Small writes get a high threshold (a run writing its accounts one
+    transaction each checkpoints once, when it closes, not every few accounts: 200 x 2,000 bookings,
+    18.5 -> 6.5 s), large ones none (their rows are written once, not logged and then copied: 100,000
+    bookings with history, 2.5 -> 1.7 s). A DuckLake catalog's commits do not use this log.
+    """
+    threshold = "0B" if incoming_bytes > _WRITE_THROUGH_BYTES else _LOG_UP_TO
+    con.execute(f"SET checkpoint_threshold = {quote_literal(threshold)}")
 
 
 def _commit(con: duckdb.DuckDBPyConnection) -> None:
