@@ -26,7 +26,7 @@ CONVERTED = "__sched_converted"  # values converted losslessly, per row
 MISFITS = "__sched_misfits"  # declared fields whose value did not fit, per row
 UNKNOWN = "__sched_unknown"  # undeclared fields, per row
 SECRETS = "__sched_secrets"  # secret fields present, per row (must be 0: the client strips them)
-RECORD = "json"  # the column holding each record (as `read_ndjson_objects` names it)
+RECORD = "json"  # the column holding each record (as `read_json_objects` names it)
 UNDECLARED_MARK = "__sched_undeclared__"  # set on records with fields beyond the declared ones
 
 # json_type() of a value that needs no conversion, per kind; `ts` values always arrive as text.
