@@ -127,6 +127,12 @@ _RETRYABLE = {
     "database table is locked": "catalog locked",
     # SQLite catalog: the commit read the catalog while another process's commit was landing.
     "Failed to load DuckLake": "catalog changed during the commit",
+    # SQLite catalog: a transaction that began as another writer's commit created the table has the
+    # table in its DuckLake snapshot, but its SQLite connection (where sqlite_scanner looks table names
+    # up; rows come through fresh connections) does not see the table's inlined-data table yet. A re-run
+    # sees both. Rare: threads or processes creating one table at once.
+    "Failed to read inlined data from DuckLake: Table with name ducklake_inlined_data_": "catalog changed "
+    "as the transaction began",
     "could not serialize access": "serialization failure",  # Postgres catalog
     "deadlock detected": "deadlock",
 }
