@@ -503,3 +503,26 @@ def test_small_writes_are_logged_and_a_large_one_is_written_into_the_file_at_com
             (2,),
             (3,),
         ]
+
+
+def test_writes_and_reads_in_a_writing_block_open_the_file_once(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[object] = []
+    connect = duckdb.connect
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: opened.append(a) or connect(*a, **k))
+
+    with warehouse.writing():
+        warehouse.write(TABLE, merge(pl.DataFrame({"id": [1], "name": ["a"]})))
+        warehouse.write("raw.other", merge(pl.DataFrame({"id": [2], "name": ["b"]})))
+        with pytest.raises(InvalidWriteError):  # refused and rolled back; the block goes on
+            warehouse.write(TABLE, merge(pl.DataFrame({"id": [None, 3], "name": ["x", "c"]})))
+        assert rows(warehouse) == [(1, "a")]
+        assert warehouse.table_exists("raw.other")
+    assert len(opened) == 1
+
+    with pytest.raises(RuntimeError, match="boom"), warehouse.writing():
+        warehouse.write(TABLE, merge(pl.DataFrame({"id": [4], "name": ["d"]})))
+        raise RuntimeError("boom")  # committed writes stay; the file is closed and its lock released
+    assert rows(warehouse) == [(1, "a"), (4, "d")]
+    assert rows(warehouse, "raw.other") == [(2, "b")]

@@ -352,11 +352,13 @@ def _sync(
         sched_api.build_client(client_config, context.log) as client,
     ):
         fetched = fetch_all(client, plans, selected, Path(tmp))
-        # Every fetch succeeded: now write, one table at a time (DuckDB has one writer).
-        for item in fetched:
-            yield _output(item, source, context.log)  # written by the IO manager before we go on
-            if item.spec.name in with_history:
-                yield history_output(warehouse, item.spec)
+        # Every fetch succeeded: now write, one table at a time (DuckDB has one writer), the file
+        # opened once for all of them.
+        with warehouse.get_write_warehouse().writing():
+            for item in fetched:
+                yield _output(item, source, context.log)  # written by the IO manager before we go on
+                if item.spec.name in with_history:
+                    yield history_output(warehouse, item.spec)
 
 
 def _history_spec(spec: EndpointSpec) -> dg.AssetSpec:
