@@ -491,3 +491,27 @@ def test_four_processes_merge_into_one_table_at_once(
     assert [len(r) for r in retries.values()] == [rounds] * writers
     assert all(0 <= n < ATTEMPTS for r in retries.values() for n in r)
     print(f"{kind}: retries per writer and round {retries}")
+
+
+def test_a_lake_discarded_after_an_error_keeps_other_threads_connections_working(
+    warehouse: Warehouse,
+) -> None:
+    """A connection error in one thread re-attaches the lake for the next use; it must not close the
+    connections other threads are writing on (closing a DuckDB connection closes its cursors)."""
+    warehouse.write(TABLE, TableWrite(pl.DataFrame({"id": [1], "name": ["a"]}), "merge", ("id",)))
+    key = warehouse._lake_key(read_only=False)
+    other_thread = lake_module.lake_connection(key)
+    try:
+        lake_module.forget_lake(key)  # what `connect` does after a broken-connection error
+
+        assert other_thread.execute(f"SELECT count(*) FROM {TABLE}").fetchone() == (1,)
+        warehouse.write(
+            TABLE, TableWrite(pl.DataFrame({"id": [2], "name": ["b"]}), "merge", ("id",))
+        )  # attached anew
+        assert other_thread.execute(f"SELECT count(*) FROM {TABLE}").fetchone() == (2,)
+    finally:
+        other_thread.close()
+    set_aside = [lake for lake in lake_module._retired if lake.key == key]
+    warehouse.release()  # closes the new one and the one set aside
+    assert set_aside and not any(lake.key == key for lake in lake_module._retired)
+    assert not set_aside[0].temp_dir.exists()

@@ -320,6 +320,7 @@ class _Lake:
 
 
 _lakes: dict[LakeKey, _Lake] = {}
+_retired: list[_Lake] = []  # discarded after an error, still used by other threads' connections
 _lakes_lock = threading.Lock()
 
 
@@ -334,23 +335,32 @@ def lake_connection(key: LakeKey) -> duckdb.DuckDBPyConnection:
         return lake.connection()  # cursor() under the lock: threads share the in-memory database
 
 
-def forget_lake(key: LakeKey) -> None:
-    """Discard the process's attached lake for `key` (after a connection error): the next use re-attaches.
+def forget_lake(key: LakeKey, *, close: bool = False) -> None:
+    """Discard the process's attached lake for `key`: the next use attaches it again.
 
-    Connections still open on it keep working until they are closed.
+    After a connection error (`close=False`) it is only set aside, and closed at exit: closing a DuckDB
+    connection closes its cursors, and other threads may be writing on it (their own errors, if any,
+    are theirs to retry). `close=True` (`Warehouse.release`) closes it now, with any set aside for `key`.
     """
     with _lakes_lock:
         lake = _lakes.pop(key, None)
-    if lake is not None and lake.pid == os.getpid():
-        with contextlib.suppress(Exception):
-            lake.root.close()
+        if not close:
+            if lake is not None:
+                _retired.append(lake)
+            return
+        lakes = [lake] if lake is not None else []
+        lakes += [old for old in _retired if old.key == key]
+        _retired[:] = [old for old in _retired if old.key != key]
+    for lake in lakes:
+        lake.close()
 
 
 @atexit.register
 def _close_lakes() -> None:
     with _lakes_lock:
-        lakes = list(_lakes.values())
+        lakes = [*_lakes.values(), *_retired]
         _lakes.clear()
+        _retired.clear()
     for lake in lakes:
         lake.close()
 

@@ -280,7 +280,7 @@ class Warehouse:
         if not self.location.is_lake or self.data_path is None:
             return
         for read_only in (False, True):
-            forget_lake(self._lake_key(read_only))
+            forget_lake(self._lake_key(read_only), close=True)
 
     # -- internals ---------------------------------------------------------------------------
 
