@@ -24,6 +24,7 @@ from typing import Any
 
 import psutil
 
+from benchmarks.measure import tree_cpu_s
 from benchmarks.servers import DemoServer
 
 # (module, owner attribute or None, function): timed under the function's name.
@@ -80,13 +81,13 @@ def install(recorder: Recorder, server: list[DemoServer]) -> None:
     @functools.wraps(fetch_all)
     def timed_fetch(*args: Any, **kwargs: Any) -> Any:
         me, demo = psutil.Process(), server[0]
-        ours, theirs = sum(me.cpu_times()[:2]), demo.cpu_seconds()
+        ours, theirs = tree_cpu_s(me), demo.cpu_seconds()
         started, recorder.phase = time.perf_counter(), "fetch"
         try:
             return fetch_all(*args, **kwargs)
         finally:
             recorder.seconds["fetch_all"].append(time.perf_counter() - started)
-            recorder.seconds["fetch_cpu_ours"].append(sum(me.cpu_times()[:2]) - ours)
+            recorder.seconds["fetch_cpu_ours"].append(tree_cpu_s(me) - ours)
             recorder.seconds["fetch_cpu_server"].append(demo.cpu_seconds() - theirs)
             recorder.phase = "write"
 

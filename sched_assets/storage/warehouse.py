@@ -47,6 +47,11 @@ _DUCKDB_LOCK_MESSAGE = "Could not set lock"
 _held = threading.local()  # databases this thread has open, to catch self-deadlocking nested connects
 
 
+def _sessions() -> dict[str, duckdb.DuckDBPyConnection]:
+    """This thread's open `Warehouse.writing()` blocks: database file -> the connection kept open."""
+    return _held.__dict__.setdefault("sessions", {})
+
+
 class Warehouse:
     """A DuckDB database file or a DuckLake catalog, with transactional, schema-evolving table writes."""
 
@@ -122,7 +127,7 @@ class Warehouse:
                 yield con
             return
         key = str(self.path)
-        session = _held.__dict__.setdefault("sessions", {}).get(key)
+        session = _sessions().get(key)
         if session is not None:
             # Inside `writing()`: a connection of its own on the database the session keeps open.
             con = session.cursor()
@@ -167,7 +172,7 @@ class Warehouse:
             yield
             return
         with self.connect() as con:
-            sessions = _held.__dict__.setdefault("sessions", {})
+            sessions = _sessions()
             sessions[str(self.path)] = con
             try:
                 yield
