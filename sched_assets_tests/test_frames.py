@@ -31,12 +31,19 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def typed(
-    spec: EndpointSpec, records: list[dict[str, Any]], directory: Path, **spill_args: Any
+    spec: EndpointSpec,
+    records: list[dict[str, Any]],
+    directory: Path,
+    page_size: int | None = None,
+    **spill_args: Any,
 ) -> tuple[list[dict[str, Any]], RecordSpill]:
-    """Records through the spill (one page per call of `add`), read back from its Parquet parts."""
+    """Records through the spill (pages of `page_size`, one page by default), read back from its
+    Parquet parts."""
     directory.mkdir(parents=True, exist_ok=True)
     spill = RecordSpill(spec, directory, NOW, **spill_args)
-    spill.add(records)
+    step = page_size or max(1, len(records))
+    for start in range(0, len(records), step):
+        spill.add(records[start : start + step])
     paths = spill.finish()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -277,16 +284,59 @@ def test_same_tables_as_the_python_typing_on_the_nested_account(tmp_path):
     assert_same_as_reference(BOOKINGS, DemoAccount(bookings=1_000, seed=5, shape="nested"), tmp_path)
 
 
-def assert_same_as_reference(spec: EndpointSpec, account: DemoAccount, tmp_path: Path) -> None:
+@pytest.mark.parametrize("shape", ["standard", "nested"])
+def test_trusted_batches_give_the_same_tables(shape, tmp_path):
+    """Small batches without undeclared fields are typed by the JSON reader (the fast path), with the
+    same values and counts as the reference; the drifted and misfit batches are checked."""
+    account = DemoAccount(bookings=1_500, seed=3, shape=shape)
+    spill = assert_same_as_reference(
+        BOOKINGS, account, tmp_path, page_size=50, misfits_first=True, batch_rows=100
+    )
+    assert spill.trusted_batches >= 2
+
+
+declared_records = st.lists(
+    st.dictionaries(st.sampled_from(list(BOOKINGS.columns)), json_values, max_size=8), max_size=6
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(declared_records)
+def test_any_values_of_declared_fields_type_as_the_reference(tmp_path_factory, records):
+    """Batches with declared fields only take the fast path whatever their values are: every value
+    of another type than its column's is found and checked, exactly as the reference types it."""
+    records = [{**r, "id": i} for i, r in enumerate(records)]
+    ours, spill = typed(BOOKINGS, records, tmp_path_factory.mktemp("spill"))
+    reference, stats = reference_rows(BOOKINGS, records)
+    assert_same_rows(BOOKINGS, ours, reference)
+    assert (spill.stats.converted, spill.stats.kept_in_extra) == (stats.converted, stats.kept_in_extra)
+    assert spill.stats.misfit_fields == stats.misfit_fields
+
+
+def test_a_timestamp_that_does_not_parse_is_kept_by_the_checked_path(tmp_path):
+    rows, spill = typed(BOOKINGS, [{"id": 1, "start": "2026-02-30T10:00:00Z", "title": "t"}], tmp_path)
+    assert spill.trusted_batches == 0
+    assert rows[0]["start"] is None and orjson.loads(rows[0]["_extra"]) == {"start": "2026-02-30T10:00:00Z"}
+
+
+def assert_same_as_reference(
+    spec: EndpointSpec,
+    account: DemoAccount,
+    tmp_path: Path,
+    page_size: int | None = None,
+    misfits_first: bool = False,
+    batch_rows: int = 400,
+) -> RecordSpill:
     records = [
         {k: v for k, v in r.items() if k not in spec.secret_fields} for r in all_records(account, spec.name)
     ]
     if spec.name == "bookings":
         midpoint = BOOKING_ID_BASE + 700
-        records = [drift_booking(record, midpoint) for record in records] + MISFITS
+        drifted = [drift_booking(record, midpoint) for record in records]
+        records = MISFITS + drifted if misfits_first else drifted + MISFITS
         assert any(r.get("seatsShowAttendees") is not None or "seatUid" in json.dumps(r) for r in records)
     assert records
-    ours, spill = typed(spec, records, tmp_path, batch_rows=400)
+    ours, spill = typed(spec, records, tmp_path, page_size, batch_rows=batch_rows)
     reference, stats = reference_rows(spec, records)
     assert_same_rows(spec, ours, reference)
     assert spill.stats == TypingStats(
@@ -296,3 +346,4 @@ def assert_same_as_reference(spec: EndpointSpec, account: DemoAccount, tmp_path:
         unknown_fields=stats.unknown_fields,
         misfit_fields=stats.misfit_fields,
     )
+    return spill

@@ -39,6 +39,9 @@ from sched_assets.frames.typed_sql import (
     SECRETS,
     UNDECLARED_MARK,
     UNKNOWN,
+    suspect_field,
+    suspects_sql,
+    trusted_select,
     typed_select,
 )
 from sched_assets.storage.naming import quote_ident, quote_literal
@@ -152,6 +155,7 @@ class RecordSpill:
         self._batch_records = 0
         self._batch_bytes = 0
         self._longest = 0  # bytes of the batch's longest record line
+        self._marked = False  # the batch has a record with undeclared fields
         self._batches = 0
         self._typer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sched-type-{spec.name}")
         self._pending: deque[Future[None]] = deque()
@@ -161,6 +165,7 @@ class RecordSpill:
         self.preview: Preview | None = None
         self.newest_cursor: datetime | None = None
         self.without_cursor = 0
+        self.trusted_batches = 0  # batches typed by `trusted_select`
 
     def add(self, records: list[dict[str, Any]]) -> None:
         """Append a page's records (in page order) to the current batch; hand it to the typer when full.
@@ -179,6 +184,7 @@ class RecordSpill:
         if not known.issuperset(set().union(*records)):  # the rare page with undeclared fields
             mark = {UNDECLARED_MARK: True}
             records = [r if r.keys() <= known else {**mark, **r} for r in records]
+            self._marked = True
         try:
             data = orjson.dumps(records, option=orjson.OPT_NON_STR_KEYS)
         except TypeError:
@@ -234,7 +240,8 @@ class RecordSpill:
         self._batches += 1
         self._batch_records = self._batch_bytes = 0
         longest, self._longest = self._longest, 0
-        self._pending.append(self._typer.submit(self._type_batch, batch, part, longest))
+        marked, self._marked = self._marked, False
+        self._pending.append(self._typer.submit(self._type_batch, batch, part, longest, marked))
         # Backpressure, and an early stop when typing failed.
         while len(self._pending) > _PENDING or (self._pending and self._pending[0].done()):
             self._pending.popleft().result()
@@ -244,19 +251,10 @@ class RecordSpill:
             self._con = _typing_database().cursor()  # a connection of its own: its temp tables are its own
         return self._con
 
-    def _type_batch(self, batch: Path | None, part: Path, longest: int = 0) -> None:
+    def _type_batch(self, batch: Path | None, part: Path, longest: int = 0, marked: bool = True) -> None:
         con = self._connection()
-        if batch is not None:
-            # The reader's buffers are twice its largest object (default 16 MB): sized to the batch,
-            # the typers of a run's accounts at once fit the shared memory limit.
-            size = max(_MIN_OBJECT_BYTES, 2 * longest)
-            source = f"read_json_objects({quote_literal(str(batch))}, format = 'array', maximum_object_size = {size})"
-        else:  # no records at all: the typed columns over zero rows
-            source = f"(SELECT NULL::JSON AS {RECORD} WHERE false)"
         try:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE batch AS {typed_select(self.spec, source, self._synced_at)}"
-            )
+            self._create_batch(con, batch, longest, marked)
         finally:
             if batch is not None:
                 batch.unlink(missing_ok=True)
@@ -268,6 +266,41 @@ class RecordSpill:
         )
         con.execute("DROP TABLE batch")
         self.paths.append(part)
+
+    def _create_batch(
+        self, con: duckdb.DuckDBPyConnection, batch: Path | None, longest: int, marked: bool
+    ) -> None:
+        """Type one batch into temp table `batch`: with `trusted_select` when no record has undeclared
+        fields (the usual batch), so DuckDB's reader types every field no suspect value was found in;
+        otherwise, or when that refuses the batch, with `typed_select`."""
+        import duckdb
+
+        if batch is None:  # no records at all: the typed columns over zero rows
+            source = f"(SELECT NULL::JSON AS {RECORD} WHERE false)"
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE batch AS {typed_select(self.spec, source, self._synced_at)}"
+            )
+            return
+        # The reader's buffers are twice its largest object (default 16 MB): sized to the batch,
+        # the typers of a run's accounts at once fit the shared memory limit.
+        size = max(_MIN_OBJECT_BYTES, 2 * longest)
+        path = str(batch)
+        if not marked:
+            [(matches,)] = con.execute(suspects_sql(self.spec, path)).fetchall()
+            suspects = {suspect_field(match) for match in matches or ()}
+            try:  # a timestamp that does not parse stops it: the checked path keeps it in `_extra`
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE batch AS "
+                    + trusted_select(self.spec, path, size, self._synced_at, suspects)
+                )
+                self.trusted_batches += 1
+                return
+            except duckdb.Error:
+                pass
+        source = f"read_json_objects({quote_literal(path)}, format = 'array', maximum_object_size = {size})"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE batch AS {typed_select(self.spec, source, self._synced_at)}"
+        )
 
     def _collect(self, con: duckdb.DuckDBPyConnection) -> None:
         cursor = quote_ident(self._cursor_column) if self._cursor_column else "NULL::TIMESTAMPTZ"
