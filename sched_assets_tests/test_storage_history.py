@@ -109,6 +109,26 @@ def test_a_full_refresh_closes_rows_deleted_upstream(warehouse: Warehouse) -> No
     assert versions(warehouse)[2] == (2, "pending", T3, None)
 
 
+def test_rows_back_after_every_version_closed_open_new_versions(warehouse: Warehouse) -> None:
+    # With no open version to compare with, every row is written as a first version without comparing.
+    write(warehouse, frame(T1, [(1, "accepted"), (2, "pending")]), "replace")
+    emptied = write(warehouse, frame(T2, []), "replace")
+    back = write(warehouse, frame(T3, [(2, "pending"), (3, "accepted")]), "replace")
+
+    history = versions(warehouse)
+    closed_at = history[0][3]
+    assert closed_at is not None and history[1][3] == closed_at
+    assert history == [
+        (1, "accepted", T1, closed_at),
+        (2, "pending", T1, closed_at),
+        (2, "pending", T3, None),
+        (3, "accepted", T3, None),
+    ]
+    assert (emptied.history.versions_added, emptied.history.versions_closed) == (0, 2)
+    assert (back.history.versions_added, back.history.versions_closed) == (2, 0)
+    assert (back.history.versions_in_table, back.history.current_versions) == (4, 2)
+
+
 def test_a_failed_write_adds_nothing_to_either_table(warehouse: Warehouse, monkeypatch) -> None:
     write(warehouse, frame(T1, [(1, "accepted")]), "replace")
     before = versions(warehouse)

@@ -61,6 +61,34 @@ def record_history(
         raise InvalidWriteError(f"{table} has no {SYNCED_AT} column: its history cannot date versions")
     _create_or_extend(con, history, columns)
     scoped = f" AND ({scope_where})" if scope_where else ""
+    [(open_versions,)] = con.execute(
+        f"SELECT count(*) FROM {history.sql} WHERE {VALID_TO} IS NULL{scoped}"
+    ).fetchall()
+    if open_versions:
+        added, closed = _record_changes(con, history, table, names, key, scoped)
+    else:  # nothing to compare with (the first write): every row is a first version
+        added = statement_count(
+            con.execute(
+                f"INSERT INTO {history.sql} BY NAME SELECT *, coalesce({SYNCED_AT}, now()) AS {VALID_FROM}, "
+                f"NULL::TIMESTAMPTZ AS {VALID_TO} FROM {table.sql} WHERE true{scoped}"
+            )
+        )
+        closed = 0
+    [(versions, current)] = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {VALID_TO} IS NULL) FROM {history.sql} WHERE true{scoped}"
+    ).fetchall()
+    return HistoryResult(str(history), added, closed, int(versions), int(current))
+
+
+def _record_changes(
+    con: duckdb.DuckDBPyConnection,
+    history: TableName,
+    table: TableName,
+    names: list[str],
+    key: Sequence[str],
+    scoped: str,
+) -> tuple[int, int]:
+    """New versions for changed and new rows, closed ones for changed and deleted rows: (added, closed)."""
     keys = ", ".join(quote_ident(k) for k in key)
     # One 64-bit hash of the stored fields per row: the join holds keys and hashes, not whole rows,
     # so it stays small within the write's memory limit however wide the rows are.
@@ -96,10 +124,7 @@ def record_history(
         )
     finally:
         con.execute(f"DROP TABLE IF EXISTS {_CHANGED}")
-    [(versions, current)] = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE {VALID_TO} IS NULL) FROM {history.sql} WHERE true{scoped}"
-    ).fetchall()
-    return HistoryResult(str(history), added, superseded + deleted, int(versions), int(current))
+    return added, superseded + deleted
 
 
 def _create_or_extend(con: duckdb.DuckDBPyConnection, history: TableName, columns: list[Column]) -> None:
