@@ -3,6 +3,7 @@
     uv run python benchmarks/client_read.py --bookings 100000
     uv run python benchmarks/client_read.py --bookings 20000 --rate-limit 120/60/60
     uv run python benchmarks/client_read.py --bookings 100000 --order both   # offset vs keyset reads
+    uv run python benchmarks/client_read.py --bookings 100000 --order all    # ... and the bare client
     uv run python benchmarks/client_read.py --bookings 100000 --shape nested  # the heavier account
 
 Starts `python -m sched_assets.demo --shape S` as its own process (pre-rendered, so the server is not the
@@ -20,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.bare_client import read_all
 from benchmarks.model import DEFAULT_SHAPE, SHAPES
 from benchmarks.servers import DemoServer
 from sched_assets.api.client import ClientConfig, SchedApiClient, SyncStats
@@ -29,7 +31,8 @@ from sched_assets.api.specs import ENDPOINTS_BY_NAME
 BOOKINGS = ENDPOINTS_BY_NAME["bookings"]
 # offset: take/skip paging (the old full read); keyset: by position in createdAt order, as a full
 # refresh reads now (including the count taken after the read).
-ORDERS = ("offset", "keyset")
+# bare: `bare_client.read_all` (the floor: plain httpx, no retries, no pacing), in this process.
+ORDERS = ("offset", "keyset", "bare")
 
 
 def read(client: SchedApiClient, order: str, stats: SyncStats) -> int:
@@ -49,10 +52,10 @@ def main() -> int:
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--order", choices=[*ORDERS, "both"], default="offset")
+    parser.add_argument("--order", choices=[*ORDERS, "both", "all"], default="offset")
     parser.add_argument("--shape", choices=SHAPES, default=DEFAULT_SHAPE, help="the demo account's shape")
     args = parser.parse_args()
-    orders = ORDERS if args.order == "both" else (args.order,)
+    orders = {"both": ORDERS[:2], "all": ORDERS}.get(args.order, (args.order,))
     rate_limit = None if args.rate_limit == "none" else args.rate_limit
     with (
         tempfile.TemporaryDirectory(prefix="sched_client_read_") as logs,
@@ -70,14 +73,20 @@ def main() -> int:
                 concurrency=args.concurrency,
             )
             stats = SyncStats()
-            started = time.perf_counter()
-            with SchedApiClient(config) as client:
-                records = read(client, order, stats)
+            started, cpu = time.perf_counter(), time.process_time()
+            if order == "bare":
+                records = int(
+                    read_all(server.base_url, server.api_key, args.concurrency, args.page_size)["records"]
+                )
+            else:
+                with SchedApiClient(config) as client:
+                    records = read(client, order, stats)
             walls[order].append(time.perf_counter() - started)
+            cpu = time.process_time() - cpu
             served = server.stats()
             line = (
                 f"{order}: records={records} requests={served['requests']} 429s={served['throttled']} "
-                f"wall={walls[order][-1]:.2f}s"
+                f"wall={walls[order][-1]:.2f}s cpu={cpu:.2f}s"
             )
             if args.rate_limit != "none":
                 limit, window = (float(x) for x in args.rate_limit.split("/")[:2])
@@ -91,7 +100,7 @@ def main() -> int:
         medians = {order: statistics.median(times) for order, times in walls.items()}
         for order, median in medians.items():
             print(f"{order}: median wall over {len(walls[order])} run(s): {median:.2f}s")
-        if len(medians) == 2:
+        if {"keyset", "offset"} <= medians.keys():
             print(f"keyset / offset (medians): {medians['keyset'] / medians['offset']:.3f}")
     return 0
 
