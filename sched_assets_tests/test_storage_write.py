@@ -526,3 +526,24 @@ def test_writes_and_reads_in_a_writing_block_open_the_file_once(
         raise RuntimeError("boom")  # committed writes stay; the file is closed and its lock released
     assert rows(warehouse) == [(1, "a"), (4, "d")]
     assert rows(warehouse, "raw.other") == [(2, "b")]
+
+
+def test_a_large_write_is_stored_in_small_row_groups_readable_by_any_connection(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    # Write connections attach the file with a smaller row group size, so a large insert writes its
+    # full row groups as it goes; the file stays an ordinary DuckDB database for every reader.
+    part = tmp_path / "part.parquet"
+    duckdb.sql(f"COPY (SELECT range AS id, 'x' || range AS name FROM range(100000)) TO '{part}'")
+    with warehouse.writing():
+        warehouse.write(TABLE, TableWrite([part], "replace", primary_key=("id",)))
+        with warehouse.connect() as con:  # a writing() session's cursor sees the same catalog
+            assert con.sql(f"SELECT count(*) FROM {TABLE}").fetchone() == (100_000,)
+    with warehouse.connect(read_only=True) as con:
+        groups = con.sql(
+            "SELECT row_group_id, max(count) FROM pragma_storage_info('raw.things') GROUP BY ALL"
+        ).fetchall()
+    assert len(groups) == 4 and max(size for _, size in groups) == 30_720
+    plain = duckdb.connect(str(warehouse.path), read_only=True)
+    assert plain.sql(f"SELECT count(DISTINCT id), max(name) FROM {TABLE}").fetchone() == (100_000, "x99999")
+    plain.close()

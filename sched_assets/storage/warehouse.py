@@ -44,6 +44,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _DUCKDB_LOCK_MESSAGE = "Could not set lock"
+# Rows per row group of what a write connection stores (DuckDB's default: 122,880). A large insert
+# compresses and writes each full row group during the INSERT instead of holding the transaction's
+# rows (spilled past the write's memory limit) until COMMIT: 100,000 nested bookings with history,
+# 5.2 -> 4.2 s at 96 MB. Not stored in the file: only write connections (which ATTACH) use it.
+_ROW_GROUP_ROWS = 30_720
+_FILE_ALIAS = "warehouse"  # the catalog name of the file on a write connection
 _held = threading.local()  # databases this thread has open, to catch self-deadlocking nested connects
 
 
@@ -132,6 +138,7 @@ class Warehouse:
             # Inside `writing()`: a connection of its own on the database the session keeps open.
             con = session.cursor()
             try:
+                con.execute(f"USE {_FILE_ALIAS}")
                 self._configure(con)
                 yield con
             finally:
@@ -346,13 +353,18 @@ class Warehouse:
         )
 
     def _open(self, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
-        """Connect, retrying while a program outside our lock (e.g. the duckdb CLI) holds the file."""
+        """Connect, retrying while a program outside our lock (e.g. the duckdb CLI) holds the file.
+
+        A reader opens the file; a writer attaches it (as `_FILE_ALIAS`, made current) to set the row
+        group size of what it stores (`_ROW_GROUP_ROWS`)."""
         import duckdb
 
         delays = backoff_delays(first=0.1, cap=2.0)
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only, config=self.config)
+                if read_only:
+                    return duckdb.connect(str(self.path), read_only=True, config=self.config)
+                return self._attach_for_writing()
             except duckdb.IOException as exc:
                 if _DUCKDB_LOCK_MESSAGE not in str(exc):
                     raise self._open_error(read_only, exc) from exc
@@ -365,6 +377,20 @@ class Warehouse:
                 time.sleep(min(next(delays), remaining))
             except duckdb.Error as exc:
                 raise self._open_error(read_only, exc) from exc
+
+    def _attach_for_writing(self) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
+        con = duckdb.connect(config=self.config)
+        try:
+            con.execute(
+                f"ATTACH {quote_literal(str(self.path))} AS {_FILE_ALIAS} (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})"
+            )
+            con.execute(f"USE {_FILE_ALIAS}")
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def _open_error(self, read_only: bool, exc: Exception) -> WarehouseError:
         if read_only:
