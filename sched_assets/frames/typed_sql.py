@@ -8,7 +8,9 @@ in `_extra`, next to the fields the spec does not declare. Secret fields are dro
 
 Listing a record's keys costs as much as typing it, and almost every record has only declared fields.
 So a record with any other field must carry `UNDECLARED_MARK: true` (`frames.spill` adds it, after a
-set comparison per record); only marked records have their keys listed.
+set comparison per record); only marked records have their keys listed. A batch with no marked
+record can skip most checks (`trusted_select`): a scan of its file (`suspects_sql`) tells which fields
+hold a value of another JSON type anywhere, and only those are checked.
 
 Plain string building: no DuckDB import here.
 """
@@ -114,8 +116,9 @@ def trusted_select(
     """`typed_select` for a batch file (a JSON array) in which no record has an undeclared field and
     no field outside `suspects` has a value of another JSON type than its kind's own (`suspects_sql`).
 
-    DuckDB's JSON reader types the other fields itself, in one parse (a third of `typed_select`'s
-    CPU); `suspects` and `json` fields are read as JSON and checked as `typed_select` checks them.
+    DuckDB's JSON reader types the other fields itself, in one parse (~20% less CPU than
+    `typed_select` on flat records); `suspects` and `json` fields are read as JSON and checked as
+    `typed_select` checks them.
     A timestamp that does not parse raises instead of becoming a misfit: the caller then types the
     batch with `typed_select`. Same columns, values and bookkeeping as `typed_select` for such a batch.
     """
