@@ -395,3 +395,29 @@ def test_clients_share_one_tls_context_that_still_verifies() -> None:
     context = _tls_context()
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
+
+
+def test_keyset_pages_drop_only_unchanged_repeats_of_the_previous_page() -> None:
+    from sched_assets.api.keyset import _KeysetRead, _span
+
+    client, _ = make_client(lambda request: httpx.Response(500))
+    read = _KeysetRead(client, BOOKINGS, BOOKINGS.full_order, SyncStats(), check_total=False)
+
+    def row(i: int, at: str | None, title: str = "t") -> dict:
+        return {"id": i, "createdAt": at, "title": title}
+
+    def fresh(records: list[dict], previous: list[dict]) -> list[dict]:
+        span, before = _span(records, "createdAt"), _span(previous, "createdAt")
+        return read._fresh(records, previous, span, before)
+
+    previous = [row(1, "2026-01-01T00:00:00.000Z"), row(2, "2026-01-02T00:00:00.000Z")]
+    later = [row(3, "2026-01-03T00:00:00.000Z"), row(4, "2026-01-04T00:00:00.000Z")]
+    assert fresh(later, previous) is later  # starts after the previous page: nothing compared
+    # A re-read of the previous page's last value: its unchanged row goes, a changed one stays.
+    again = [row(2, "2026-01-02T00:00:00.000Z"), *later]
+    assert fresh(again, previous) == later
+    edited = [row(2, "2026-01-02T00:00:00.000Z", "new"), *later]
+    assert fresh(edited, previous) == edited
+    # Values that are not all text (no order to trust) are compared key by key.
+    assert fresh([row(1, None), *later], [row(1, None)]) == later
+    assert _span([row(1, None)], "createdAt") is None and _span([], "createdAt") is None

@@ -147,9 +147,11 @@ class _KeysetRead:
     def _read_slice(self, piece: Slice, previous: list[Record] | None = None) -> Iterator[Page]:
         current: Slice | None = piece
         stale = 0  # pages in a row that brought nothing new
+        previous_span = _span(previous, self.order.field) if previous else None
         while current is not None and not self._stop.is_set():
             page = self._fetch(current)
-            fresh = self._fresh(page.records, previous)
+            span = _span(page.records, self.order.field)
+            fresh = self._fresh(page.records, previous, span, previous_span)
             stale = stale + 1 if page.records and not fresh else 0
             if stale >= 2:
                 # Position and offset both moved and the server still answers old rows: it ignores the
@@ -164,15 +166,26 @@ class _KeysetRead:
                 return
             yield from self._emit(Page(page.number, fresh, page.skip, page.pagination))
             current = self._advance(current, page)
-            previous = page.records
+            previous, previous_span = page.records, span
 
-    def _fresh(self, records: list[Record], previous: list[Record] | None) -> list[Record]:
+    def _fresh(
+        self,
+        records: list[Record],
+        previous: list[Record] | None,
+        span: tuple[str, str] | None = None,
+        previous_span: tuple[str, str] | None = None,
+    ) -> list[Record]:
         """`records` without the rows the previous page of this slice delivered unchanged.
 
         Re-reading a short run of equal timestamps repeats the previous page's tail; a row that changed
-        in between is kept (its newer version wins downstream).
+        in between is kept (its newer version wins downstream). `span`, `previous_span`: the pages'
+        `_span`s, when known.
         """
         if not previous or not records:
+            return records
+        if span is not None and previous_span is not None and span[0] > previous_span[1]:
+            # Every value of this page sorts after every value of the previous one, so no row of it is an
+            # unchanged repeat (same text in both): the usual page, with no key comparisons.
             return records
         before = {record_key(self.spec, r): r for r in previous}
         return [r for r in records if before.get(record_key(self.spec, r)) != r]
@@ -246,6 +259,16 @@ class _KeysetRead:
                 f"{self.spec.name}: read {self._rows} distinct rows, but the server counts {total} after "
                 "the read: the read is incomplete, so no row is deleted and the cursor is kept."
             )
+
+
+def _span(records: list[Record], field: str) -> tuple[str, str] | None:
+    """The least and greatest `field` of `records` in text order, when every one is text; else None.
+
+    Text order is enough for `_fresh`: a repeated row has the very same text in both pages."""
+    values = [r.get(field) for r in records]
+    if not values or not all(isinstance(v, str) for v in values):
+        return None
+    return min(values), max(values)  # type: ignore[type-var]
 
 
 def _parse(value: str | None) -> datetime | None:
