@@ -539,6 +539,10 @@ def test_a_large_write_is_stored_in_small_row_groups_readable_by_any_connection(
         warehouse.write(TABLE, TableWrite([part], "replace", primary_key=("id",)))
         with warehouse.connect() as con:  # a writing() session's cursor sees the same catalog
             assert con.sql(f"SELECT count(*) FROM {TABLE}").fetchone() == (100_000,)
+            # Spills of the write's memory limit stay next to the database, as for a plain open.
+            assert con.sql("SELECT current_setting('temp_directory')").fetchone() == (
+                f"{warehouse.path}.tmp",
+            )
     with warehouse.connect(read_only=True) as con:
         groups = con.sql(
             "SELECT row_group_id, max(count) FROM pragma_storage_info('raw.things') GROUP BY ALL"

@@ -381,7 +381,8 @@ class Warehouse:
     def _attach_for_writing(self) -> duckdb.DuckDBPyConnection:
         import duckdb
 
-        con = duckdb.connect(config=self.config)
+        # Spills go next to the file, as when DuckDB opens it (an in-memory connection's are in ./.tmp).
+        con = duckdb.connect(config={"temp_directory": f"{self.path}.tmp", **self.config})
         try:
             con.execute(
                 f"ATTACH {quote_literal(str(self.path))} AS {_FILE_ALIAS} (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})"
