@@ -275,11 +275,11 @@ class RecordSpill:
         otherwise, or when that refuses the batch, with `typed_select`."""
         import duckdb
 
+        def create(select: str) -> None:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE batch AS {select}")
+
         if batch is None:  # no records at all: the typed columns over zero rows
-            source = f"(SELECT NULL::JSON AS {RECORD} WHERE false)"
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE batch AS {typed_select(self.spec, source, self._synced_at)}"
-            )
+            create(typed_select(self.spec, f"(SELECT NULL::JSON AS {RECORD} WHERE false)", self._synced_at))
             return
         # The reader's buffers are twice its largest object (default 16 MB): sized to the batch,
         # the typers of a run's accounts at once fit the shared memory limit.
@@ -289,18 +289,13 @@ class RecordSpill:
             [(matches,)] = con.execute(suspects_sql(self.spec, path)).fetchall()
             suspects = {suspect_field(match) for match in matches or ()}
             try:  # a timestamp that does not parse stops it: the checked path keeps it in `_extra`
-                con.execute(
-                    "CREATE OR REPLACE TEMP TABLE batch AS "
-                    + trusted_select(self.spec, path, size, self._synced_at, suspects)
-                )
+                create(trusted_select(self.spec, path, size, self._synced_at, suspects))
                 self.trusted_batches += 1
                 return
             except duckdb.Error:
                 pass
         source = f"read_json_objects({quote_literal(path)}, format = 'array', maximum_object_size = {size})"
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE batch AS {typed_select(self.spec, source, self._synced_at)}"
-        )
+        create(typed_select(self.spec, source, self._synced_at))
 
     def _collect(self, con: duckdb.DuckDBPyConnection) -> None:
         cursor = quote_ident(self._cursor_column) if self._cursor_column else "NULL::TIMESTAMPTZ"
