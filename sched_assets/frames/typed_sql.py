@@ -143,7 +143,7 @@ def trusted_select(
         f"SELECT NULL::JSON AS __rec, * FROM read_json({quote_literal(path)}, format = 'array', "
         f"columns = {columns}, maximum_object_size = {int(max_object_bytes)})"
     )
-    return _typed_rows(spec, source, "[]::VARCHAR[]", raw, native, synced_at)
+    return _typed_rows(spec, source, None, raw, native, synced_at)
 
 
 def suspects_sql(spec: EndpointSpec, path: str) -> str:
@@ -185,7 +185,7 @@ def _suspect_pattern(spec: EndpointSpec) -> str:
 def _typed_rows(
     spec: EndpointSpec,
     source: str,
-    keys: str,
+    keys: str | None,
     raw: dict[str, str],
     native: dict[str, str],
     synced_at: str,
@@ -194,7 +194,7 @@ def _typed_rows(
 
     `raw`: field -> SQL of its JSON value, checked against its kind; `native`: field -> SQL of its
     already-typed value (trusted: no conversion, no misfit). `keys`: SQL of the record's key list
-    (empty unless it has undeclared fields).
+    (empty unless it has undeclared fields), or None when no record has undeclared fields.
     """
     fields = list(spec.columns.items())
     checked = [(i, name, kind) for i, (name, kind) in enumerate(fields) if name in raw]
@@ -236,6 +236,9 @@ def _typed_rows(
     )
     drop_declared = quote_literal(json.dumps(dict.fromkeys(declared)))
     unknown = f"list_filter(__keys, lambda k: NOT list_contains({_list(declared)}, k))"
+    secret_count = (
+        f"len(list_filter(__keys, lambda k: list_contains({_list(secrets)}, k)))" if secrets else "0"
+    )
     extra = (
         # Both parts are compact JSON objects with disjoint keys: join their members.
         f"CASE WHEN __misfit_members = '' AND len({UNKNOWN}) = 0 THEN NULL "
@@ -244,10 +247,10 @@ def _typed_rows(
         f"ELSE '{{' || __misfit_members || ',' || substr(json_merge_patch(__rec, {drop_declared})::VARCHAR, 2) "
         "END::JSON"
     )
+    if keys is None:  # no undeclared fields: no per-row key lists to filter
+        keys, unknown, secret_count = "NULL", "[]::VARCHAR[]", "0"
+        extra = "CASE WHEN __misfit_members = '' THEN NULL ELSE '{' || __misfit_members || '}' END::JSON"
     columns = ", ".join(f"__c{i} AS {quote_ident(snake_case(name))}" for i, (name, _) in enumerate(fields))
-    secret_count = (
-        f"len(list_filter(__keys, lambda k: list_contains({_list(secrets)}, k)))" if secrets else "0"
-    )
     with_typed = f"SELECT *, {typed} FROM" if typed else "SELECT * FROM"
     return (
         f"SELECT {columns}, {extra} AS {quote_ident(EXTRA_COLUMN)}, "
