@@ -172,14 +172,14 @@ class _KeysetRead:
         self,
         records: list[Record],
         previous: list[Record] | None,
-        span: tuple[str, str] | None = None,
-        previous_span: tuple[str, str] | None = None,
+        span: tuple[str, str] | None,
+        previous_span: tuple[str, str] | None,
     ) -> list[Record]:
         """`records` without the rows the previous page of this slice delivered unchanged.
 
         Re-reading a short run of equal timestamps repeats the previous page's tail; a row that changed
-        in between is kept (its newer version wins downstream). `span`, `previous_span`: the pages'
-        `_span`s, when known.
+        in between is kept (its newer version wins downstream). `span`, `previous_span`: the two pages'
+        `_span`s.
         """
         if not previous or not records:
             return records

@@ -207,8 +207,6 @@ def _typed_rows(
         for i, (name, kind) in enumerate(fields)
     )
     typed = ", ".join(f"{_typed(kind, f'__v{i}', f'__t{i}')} AS __c{i}" for i, _, kind in checked)
-    declared = sorted({*spec.columns, *spec.secret_fields, UNDECLARED_MARK})
-    secrets = sorted(spec.secret_fields)
     typed_fields = [(i, name, kind) for i, name, kind in checked if kind != "json"]
     # Most rows carry only native values: their per-field bookkeeping is skipped (`__odd` false).
     odd = (
@@ -234,22 +232,25 @@ def _typed_rows(
         f"CASE WHEN {misfit[i]} THEN {quote_literal(json.dumps(name) + ':')} || __v{i}::VARCHAR END"
         for i, name, _ in typed_fields
     )
-    drop_declared = quote_literal(json.dumps(dict.fromkeys(declared)))
-    unknown = f"list_filter(__keys, lambda k: NOT list_contains({_list(declared)}, k))"
-    secret_count = (
-        f"len(list_filter(__keys, lambda k: list_contains({_list(secrets)}, k)))" if secrets else "0"
-    )
-    extra = (
-        # Both parts are compact JSON objects with disjoint keys: join their members.
-        f"CASE WHEN __misfit_members = '' AND len({UNKNOWN}) = 0 THEN NULL "
-        f"WHEN len({UNKNOWN}) = 0 THEN '{{' || __misfit_members || '}}' "
-        f"WHEN __misfit_members = '' THEN json_merge_patch(__rec, {drop_declared})::VARCHAR "
-        f"ELSE '{{' || __misfit_members || ',' || substr(json_merge_patch(__rec, {drop_declared})::VARCHAR, 2) "
-        "END::JSON"
-    )
     if keys is None:  # no undeclared fields: no per-row key lists to filter
         keys, unknown, secret_count = "NULL", "[]::VARCHAR[]", "0"
         extra = "CASE WHEN __misfit_members = '' THEN NULL ELSE '{' || __misfit_members || '}' END::JSON"
+    else:
+        declared = sorted({*spec.columns, *spec.secret_fields, UNDECLARED_MARK})
+        secrets = sorted(spec.secret_fields)
+        drop_declared = quote_literal(json.dumps(dict.fromkeys(declared)))
+        unknown = f"list_filter(__keys, lambda k: NOT list_contains({_list(declared)}, k))"
+        secret_count = (
+            f"len(list_filter(__keys, lambda k: list_contains({_list(secrets)}, k)))" if secrets else "0"
+        )
+        extra = (
+            # Both parts are compact JSON objects with disjoint keys: join their members.
+            f"CASE WHEN __misfit_members = '' AND len({UNKNOWN}) = 0 THEN NULL "
+            f"WHEN len({UNKNOWN}) = 0 THEN '{{' || __misfit_members || '}}' "
+            f"WHEN __misfit_members = '' THEN json_merge_patch(__rec, {drop_declared})::VARCHAR "
+            f"ELSE '{{' || __misfit_members || ',' || substr(json_merge_patch(__rec, {drop_declared})::VARCHAR, 2) "
+            "END::JSON"
+        )
     columns = ", ".join(f"__c{i} AS {quote_ident(snake_case(name))}" for i, (name, _) in enumerate(fields))
     with_typed = f"SELECT *, {typed} FROM" if typed else "SELECT * FROM"
     return (
