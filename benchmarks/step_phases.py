@@ -32,7 +32,8 @@ PHASES = [
     ("sched_assets.frames.spill", "RecordSpill", "_type_batch"),
     ("sched_assets.storage.write", None, "execute_writes"),
     ("sched_assets.storage.write", None, "_commit"),
-    ("sched_assets.storage.write", None, "record_history"),  # as write.py calls it
+    ("sched_assets.storage.write", None, "plan_history"),  # as write.py calls them
+    ("sched_assets.storage.write", None, "record_history"),
     ("sched_assets.storage.warehouse", "Warehouse", "write"),
     ("sched_assets.defs.sources", None, "history_output"),
 ]

@@ -414,22 +414,20 @@ Snapshot = dict[tuple[str, str], list[tuple]]  # (schema.table, account) -> rows
 
 
 def snapshot(database: Path) -> Snapshot:
-    """Every raw, history and analytics table, split by account: each account's rows in a stable order
-    (an empty list where the account has none)."""
+    """Every raw, history and analytics table (or view: `history.bookings`; not the tables behind it,
+    named `_...`), split by account: each account's rows in a stable order (an empty list where the
+    account has none)."""
     result: Snapshot = {}
     with duckdb.connect(str(database), read_only=True) as con:
         tables = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('raw', 'history', 'analytics') "
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema IN ('raw', 'history', 'analytics') AND NOT starts_with(table_name, '_') "
             "ORDER BY ALL"
         ).fetchall()
         for schema, table in tables:
             columns = [
                 column
-                for (column,) in con.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
-                    "ORDER BY column_index",
-                    [schema, table],
-                ).fetchall()
+                for (column, *_) in con.execute(f'DESCRIBE "{schema}"."{table}"').fetchall()
                 if column != "_synced_at"
             ]
             assert columns[0] == ACCOUNT_COLUMN, (schema, table, columns)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sched_assets.storage import InvalidWriteError, TableWrite, Warehouse
 from sched_assets.storage import write as write_module
@@ -37,12 +39,13 @@ def frame(synced_at: datetime, rows: list[tuple[int, str]], **extra: list) -> pl
             **extra,
             "_synced_at": [synced_at] * len(rows),
         },
-        schema_overrides={"_synced_at": pl.Datetime("us", "UTC")},
+        schema_overrides={"id": pl.Int64, "status": pl.String, "_synced_at": pl.Datetime("us", "UTC")},
     )
 
 
 def write(warehouse: Warehouse, data: pl.DataFrame, mode: str = "merge", **kwargs):
-    return warehouse.write(TABLE, TableWrite(data, mode, primary_key=("id",), history=HISTORY, **kwargs))
+    kwargs.setdefault("history", HISTORY)
+    return warehouse.write(TABLE, TableWrite(data, mode, primary_key=("id",), **kwargs))
 
 
 def versions(warehouse: Warehouse, columns: str = "id, status") -> list[tuple]:
@@ -175,3 +178,90 @@ def test_history_is_per_scope(warehouse: Warehouse) -> None:
 def test_history_needs_a_primary_key() -> None:
     with pytest.raises(InvalidWriteError, match="primary_key"):
         TableWrite(frame(T1, [(1, "a")]), "replace", history=HISTORY)
+
+
+def test_a_current_version_is_stored_once_in_the_table(warehouse: Warehouse) -> None:
+    """The history keeps keys and dates of current versions; their fields are the table's rows."""
+    write(warehouse, frame(T1, [(1, "accepted"), (2, "pending")]), "replace")
+    write(warehouse, frame(T2, [(1, "cancelled")]))
+
+    with warehouse.connect(read_only=True) as con:
+        assert con.sql("SELECT id, status, valid_from, valid_to FROM history._things_closed").fetchall() == [
+            (1, "accepted", T1, T2)
+        ]
+        assert con.sql("SELECT * FROM history._things_current ORDER BY id").fetchall() == [(1, T2), (2, T1)]
+        # The view's current version carries the date it began, as a stored version would.
+        assert con.sql(f"SELECT _synced_at FROM {HISTORY} WHERE id = 1 AND valid_to IS NULL").fetchall() == [
+            (T2,)
+        ]
+
+
+def test_the_earlier_layout_is_converted_by_the_next_write(warehouse: Warehouse) -> None:
+    """`history.things` as a table of every version (the earlier layout) becomes the view, losing no
+    version; an open version its row no longer equals (written without history since) is closed."""
+    write(warehouse, frame(T1, [(1, "accepted"), (2, "pending"), (3, "accepted")]), "replace", history=None)
+    with warehouse.connect() as con:
+        con.execute(
+            f"CREATE SCHEMA history; CREATE TABLE {HISTORY} (id BIGINT, status VARCHAR, "
+            "_synced_at TIMESTAMPTZ, valid_from TIMESTAMPTZ NOT NULL, valid_to TIMESTAMPTZ)"
+        )
+        con.execute(
+            f"INSERT INTO {HISTORY} VALUES (1, 'pending', ?, ?, ?), (1, 'accepted', ?, ?, NULL), "
+            "(2, 'accepted', ?, ?, NULL), (3, 'accepted', ?, ?, NULL), (9, 'gone', ?, ?, NULL)",
+            [T1 - (T2 - T1), T1 - (T2 - T1), T1, T1, T1, T1, T1, T1, T1, T1, T1],
+        )
+
+    result = write(warehouse, frame(T3, [(3, "cancelled")]))
+
+    history = versions(warehouse)
+    converted_at = history[2][3]  # when the conversion closed 2's stale version
+    assert converted_at is not None and converted_at > T3
+    assert history == [
+        (1, "accepted", T1, None),
+        (1, "pending", T1 - (T2 - T1), T1),
+        (2, "accepted", T1, converted_at),  # the table says pending: closed, and pending opens now
+        (2, "pending", T1, None),  # dated by its row's _synced_at, the best known
+        (3, "accepted", T1, T3),
+        (3, "cancelled", T3, None),
+        (9, "gone", T1, converted_at),
+    ]
+    assert (result.history.versions_added, result.history.versions_closed) == (2, 1)
+    with warehouse.connect(read_only=True) as con:
+        kinds = con.sql(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'history' "
+            "ORDER BY table_name"
+        ).fetchall()
+    assert kinds == [("_things_closed", "BASE TABLE"), ("_things_current", "BASE TABLE"), ("things", "VIEW")]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["replace", "merge"]),
+            st.dictionaries(st.integers(1, 6), st.sampled_from(["accepted", "pending", "cancelled"])),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_versions_follow_a_model_of_the_rules(tmp_path_factory, steps) -> None:
+    """Any sequence of replaces and merges gives the versions of a plain model of the rules."""
+    warehouse = Warehouse(tmp_path_factory.mktemp("model") / "sched.duckdb", lock_timeout=10)
+    removed = "closed at the write's time"
+    model: dict[int, list[list]] = {}  # id -> its versions as [status, valid_from, valid_to]
+    for number, (mode, rows) in enumerate(steps):
+        synced = datetime(2020, 1, 1 + number, tzinfo=UTC)
+        write(warehouse, frame(synced, sorted(rows.items())), mode)
+        current = {key: v[-1] for key, v in model.items() if v[-1][2] is None}
+        for key in current.keys() - rows.keys() if mode == "replace" else ():
+            current[key][2] = removed
+        for key, status in rows.items():
+            if key in current and current[key][0] == status:
+                continue  # re-read unchanged
+            if key in current:
+                current[key][2] = synced
+            model.setdefault(key, []).append([status, synced, None])
+
+    got = [(i, s, f, removed if t is not None and t.year > 2020 else t) for i, s, f, t in versions(warehouse)]
+    assert got == sorted((key, *version) for key, v in model.items() for version in map(tuple, v))

@@ -1,18 +1,24 @@
 """Every version of a table's rows (type-2 history), kept in step with the table inside its write.
 
-After a write to `raw.<table>`, `record_history` compares the table's rows (the write's scope of them)
-with the current versions in the history table, in the same transaction:
+`history.<name>` is a view of two tables and the table itself:
 
-- a row whose stored fields differ from its current version (or that has none) gets a new version
-  (fields compared by a 64-bit hash of them all, per key),
-  `valid_from` = its `_synced_at`; the version it replaces is closed at that time;
-- a current version whose row is gone from the table (a full refresh no longer saw it) is closed at
-  the transaction's time;
-- a row re-read unchanged (the incremental lag window) adds nothing: `_synced_at` is not compared.
+- `history._<name>_closed`: every version that ended (its row changed, or left the table), with the
+  table's columns plus `valid_from` and `valid_to`;
+- the table's own rows are the current versions (`valid_to` null), each dated by
+  `history._<name>_current` (the key and `valid_from`). A current version is stored once, in the
+  table: a first sync writes keys and dates, not a second copy of every row.
 
-The comparison covers the whole table each time, so history catches up by itself (the first write
-after it is turned on records every row) and never depends on what one write touched. New columns of
-the table appear in the history table (null in older versions).
+A write with a history runs in one transaction, in two steps around the change of the table's rows:
+
+- `plan_history`, before: the stored rows that this write changes (fields compared by a 64-bit hash,
+  per key; `_synced_at` is not compared, so a row re-read unchanged adds nothing) or removes (a replace
+  that no longer has them) are set aside, whole;
+- `record_history`, after: they become closed versions (`valid_to` = the new row's `_synced_at`, or
+  the transaction's time for a removed row), and every row without a current date gets one (its
+  `_synced_at`): new rows, changed rows, and rows of a table whose history was turned on later.
+
+New columns of the table appear in the history (null in older versions). A history table of the
+earlier layout (every version stored, `history.<name>` a table) is converted in the first write.
 """
 
 from __future__ import annotations
@@ -30,12 +36,13 @@ if TYPE_CHECKING:
 
 VALID_FROM, VALID_TO = "valid_from", "valid_to"
 SYNCED_AT = "_synced_at"  # when the row was written; not a field of the record, so never compared
-_CHANGED = "_sched_history_changed"  # temp table of this write's new versions
+_CLOSING = "_sched_history_closing"  # temp table: the stored rows this write closes, whole
+_NEXT = "_sched_next_synced_at"  # ... and the `_synced_at` of the row that replaces each (null: removed)
 
 
 @dataclass(frozen=True)
 class HistoryResult:
-    """What one write did to the history table."""
+    """What one write did to the history."""
 
     table: str
     versions_added: int
@@ -44,100 +51,200 @@ class HistoryResult:
     current_versions: int  # open versions (`valid_to` null) of the write's scope
 
 
-def record_history(
+@dataclass(frozen=True)
+class HistoryTables:
+    """The view and the two tables behind one history."""
+
+    view: TableName
+
+    @property
+    def closed(self) -> TableName:
+        return TableName(self.view.schema, f"_{self.view.name}_closed")
+
+    @property
+    def current(self) -> TableName:
+        return TableName(self.view.schema, f"_{self.view.name}_current")
+
+
+@dataclass(frozen=True)
+class PlannedHistory:
+    """What `plan_history` found before the write; `record_history` finishes it after."""
+
+    tables: HistoryTables
+    table: TableName
+    key: tuple[str, ...]
+    scoped: str  # " AND (...)" on unqualified columns, or ""
+    closing: bool  # whether the temp table of closing rows exists
+
+
+def plan_history(
     con: duckdb.DuckDBPyConnection,
     history: TableName,
     table: TableName,
     key: Sequence[str],
-    scope_where: str = "",
-) -> HistoryResult:
-    """Bring `history` in step with `table` (rows matching `scope_where`, SQL on unqualified columns).
+    scope_where: str,
+    incoming: str,
+    incoming_columns: Sequence[str],
+    replace: bool,
+) -> PlannedHistory:
+    """Before the write changes `table`'s rows: set aside the stored rows it changes or removes.
 
-    Runs inside the caller's transaction: the caller commits both tables, or neither.
+    `incoming` is the subquery of the rows the write stores (one per key, cast to the table's types),
+    with `incoming_columns`; `replace` says whether the write replaces the rows of its scope
+    (`scope_where`, SQL on unqualified columns) or merges into them. Runs inside the caller's
+    transaction, after the table was created or given its new columns.
     """
     columns = table_columns(con, table) or []
-    names = [name for name, _ in columns]
-    if SYNCED_AT not in names:
+    if SYNCED_AT not in {name for name, _ in columns}:
         raise InvalidWriteError(f"{table} has no {SYNCED_AT} column: its history cannot date versions")
-    _create_or_extend(con, history, columns)
+    tables = HistoryTables(history)
+    key = tuple(key)
+    _prepare(con, tables, table, columns, key)
     scoped = f" AND ({scope_where})" if scope_where else ""
-    [(open_versions,)] = con.execute(
-        f"SELECT count(*) FROM {history.sql} WHERE {VALID_TO} IS NULL{scoped}"
-    ).fetchall()
-    if open_versions:
-        added, closed = _record_changes(con, history, table, names, key, scoped)
-    else:  # nothing to compare with (the first write): every row is a first version
-        added = statement_count(
-            con.execute(
-                f"INSERT INTO {history.sql} BY NAME SELECT *, coalesce({SYNCED_AT}, now()) AS {VALID_FROM}, "
-                f"NULL::TIMESTAMPTZ AS {VALID_TO} FROM {table.sql} WHERE true{scoped}"
-            )
-        )
-        closed = 0
-    [(versions, current)] = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE {VALID_TO} IS NULL) FROM {history.sql} WHERE true{scoped}"
-    ).fetchall()
-    return HistoryResult(str(history), added, closed, int(versions), int(current))
-
-
-def _record_changes(
-    con: duckdb.DuckDBPyConnection,
-    history: TableName,
-    table: TableName,
-    names: list[str],
-    key: Sequence[str],
-    scoped: str,
-) -> tuple[int, int]:
-    """New versions for changed and new rows, closed ones for changed and deleted rows: (added, closed)."""
-    keys = ", ".join(quote_ident(k) for k in key)
-    # One 64-bit hash of the stored fields per row: the join holds keys and hashes, not whole rows,
-    # so it stays small within the write's memory limit however wide the rows are.
-    fields = ", ".join(quote_ident(name) for name in names if name != SYNCED_AT)
-    on = " AND ".join(f"r.{quote_ident(k)} = h.{quote_ident(k)}" for k in key)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_CHANGED} AS SELECT r.* EXCLUDE (_h) FROM (SELECT {keys}, "
-        f"coalesce({SYNCED_AT}, now()) AS {SYNCED_AT}, hash({fields}) AS _h FROM {table.sql} WHERE true{scoped}) r "
-        f"LEFT JOIN (SELECT {keys}, hash({fields}) AS _h FROM {history.sql} WHERE {VALID_TO} IS NULL{scoped}) h "
-        f"ON {on} WHERE h.{quote_ident(key[0])} IS NULL OR r._h <> h._h"
+    stored = con.execute(f"SELECT 1 FROM {table.sql} WHERE true{scoped} LIMIT 1").fetchall()
+    if not stored:  # nothing to close (a first sync): the incoming rows are not read here
+        return PlannedHistory(tables, table, key, scoped, closing=False)
+    # A merge keeps the stored values of columns it does not bring: only the ones it brings can change.
+    # A replace sets the others to null.
+    present = {name.casefold() for name in incoming_columns}
+    compared = [
+        (name, type_)
+        for name, type_ in columns
+        if name != SYNCED_AT and (replace or name.casefold() in present)
+    ]
+    old = ", ".join(quote_ident(name) for name, _ in compared)
+    new = ", ".join(
+        quote_ident(name) if name.casefold() in present else f"CAST(NULL AS {type_})"
+        for name, type_ in compared
     )
-    try:
-        on_target = " AND ".join(f"t.{quote_ident(k)} = c.{quote_ident(k)}" for k in key)
-        superseded = statement_count(
-            con.execute(
-                f"UPDATE {history.sql} AS t SET {VALID_TO} = c.{SYNCED_AT} FROM {_CHANGED} c "
-                f"WHERE t.{VALID_TO} IS NULL AND {on_target}"
-            )
-        )
-        on_table = " AND ".join(f"r.{quote_ident(k)} = t.{quote_ident(k)}" for k in key)
-        deleted = statement_count(
-            con.execute(
-                f"UPDATE {history.sql} AS t SET {VALID_TO} = now() WHERE t.{VALID_TO} IS NULL{scoped} "
-                f"AND NOT EXISTS (SELECT 1 FROM {table.sql} r WHERE {on_table})"
-            )
-        )
-        on_changed = " AND ".join(f"r.{quote_ident(k)} = c.{quote_ident(k)}" for k in key)
-        added = statement_count(
-            con.execute(
-                f"INSERT INTO {history.sql} BY NAME SELECT r.*, c.{SYNCED_AT} AS {VALID_FROM}, "
-                f"NULL::TIMESTAMPTZ AS {VALID_TO} FROM {table.sql} r JOIN {_CHANGED} c ON {on_changed}"
-            )
-        )
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {_CHANGED}")
-    return added, superseded + deleted
+    keys = ", ".join(quote_ident(k) for k in key)
+    on = " AND ".join(f"o.{quote_ident(k)} = n.{quote_ident(k)}" for k in key)
+    # Keys and hashes only in the join, so it stays small however wide the rows are.
+    changed = f"n.{quote_ident(key[0])} IS NULL OR o._h <> n._h" if replace else "o._h <> n._h"
+    on_row = " AND ".join(f"t.{quote_ident(k)} = c.{quote_ident(k)}" for k in key)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_CLOSING} AS SELECT t.*, c.{_NEXT} FROM {table.sql} t JOIN ("
+        f"SELECT o.*, n.{SYNCED_AT} AS {_NEXT} FROM (SELECT {keys}, hash({old}) AS _h FROM {table.sql} "
+        f"WHERE true{scoped}) o {'LEFT ' if replace else ''}JOIN (SELECT {keys}, hash({new}) AS _h, "
+        f"coalesce({SYNCED_AT}, now()) AS {SYNCED_AT} FROM {incoming}) n ON {on} WHERE {changed}"
+        f") c ON {on_row}"  # the key leads with the scope's columns: only the write's scope matches
+    )
+    return PlannedHistory(tables, table, key, scoped, closing=True)
 
 
-def _create_or_extend(con: duckdb.DuckDBPyConnection, history: TableName, columns: list[Column]) -> None:
-    """The history table has the table's columns (in its order, new ones appended) plus the validity."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(history.schema)}")
-    existing = table_columns(con, history)
-    if existing is None:
-        defined = ", ".join(f"{quote_ident(name)} {type_}" for name, type_ in columns)
+def record_history(con: duckdb.DuckDBPyConnection, planned: PlannedHistory) -> HistoryResult:
+    """After the write changed the table's rows: close the set-aside versions, date the new ones."""
+    tables, table, scoped = planned.tables, planned.table, planned.scoped
+    closed = 0
+    if planned.closing:
+        try:
+            on = " AND ".join(f"c.{quote_ident(k)} = d.{quote_ident(k)}" for k in planned.key)
+            began = f"coalesce(d.{VALID_FROM}, c.{SYNCED_AT})"
+            closed = statement_count(
+                con.execute(
+                    f"INSERT INTO {tables.closed.sql} BY NAME SELECT c.* EXCLUDE ({_NEXT}) REPLACE "
+                    f"({began} AS {SYNCED_AT}), {began} AS {VALID_FROM}, coalesce(c.{_NEXT}, now()) AS "
+                    f"{VALID_TO} FROM {_CLOSING} c LEFT JOIN {tables.current.sql} d ON {on}"
+                )
+            )
+            con.execute(
+                f"DELETE FROM {tables.current.sql} AS d WHERE EXISTS (SELECT 1 FROM {_CLOSING} c WHERE {on})"
+            )
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {_CLOSING}")
+    keys = ", ".join(quote_ident(k) for k in planned.key)
+    on_row = " AND ".join(f"r.{quote_ident(k)} = d.{quote_ident(k)}" for k in planned.key)
+    added = statement_count(
         con.execute(
-            f"CREATE TABLE {history.sql} ({defined}, {VALID_FROM} TIMESTAMPTZ NOT NULL, {VALID_TO} TIMESTAMPTZ)"
+            f"INSERT INTO {tables.current.sql} ({keys}, {VALID_FROM}) SELECT {keys}, "
+            f"coalesce({SYNCED_AT}, now()) FROM {table.sql} r WHERE true{scoped} "
+            f"AND NOT EXISTS (SELECT 1 FROM {tables.current.sql} d WHERE {on_row})"
         )
+    )
+    [(old_versions, current)] = con.execute(
+        f"SELECT (SELECT count(*) FROM {tables.closed.sql} WHERE true{scoped}), "
+        f"(SELECT count(*) FROM {table.sql} WHERE true{scoped})"
+    ).fetchall()
+    return HistoryResult(str(tables.view), added, closed, int(old_versions + current), int(current))
+
+
+def _prepare(
+    con: duckdb.DuckDBPyConnection,
+    tables: HistoryTables,
+    table: TableName,
+    columns: list[Column],
+    key: tuple[str, ...],
+) -> None:
+    """Create the history's tables and view, convert an earlier layout, add the table's new columns."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(tables.view.schema)}")
+    closed = table_columns(con, tables.closed)
+    if closed is None:
+        earlier = table_columns(con, tables.view)
+        if earlier is None:
+            defined = ", ".join(f"{quote_ident(name)} {type_}" for name, type_ in columns)
+            con.execute(
+                f"CREATE TABLE {tables.closed.sql} ({defined}, {VALID_FROM} TIMESTAMPTZ NOT NULL, "
+                f"{VALID_TO} TIMESTAMPTZ)"
+            )
+            types = dict(columns)
+            defined_key = ", ".join(f"{quote_ident(k)} {types[k]}" for k in key)
+            con.execute(
+                f"CREATE TABLE {tables.current.sql} ({defined_key}, {VALID_FROM} TIMESTAMPTZ NOT NULL)"
+            )
+        else:
+            _add_columns(con, tables.view, earlier, columns)
+            _convert_earlier_layout(con, tables, table, columns, key)
+        _create_view(con, tables, table, key)
         return
+    _add_columns(con, tables.closed, closed, columns)
+
+
+def _add_columns(
+    con: duckdb.DuckDBPyConnection, target: TableName, existing: list[Column], columns: list[Column]
+) -> None:
     have = {name.casefold() for name, _ in existing}
     for name, type_ in columns:
         if name.casefold() not in have:
-            con.execute(f"ALTER TABLE {history.sql} ADD COLUMN {quote_ident(name)} {type_}")
+            con.execute(f"ALTER TABLE {target.sql} ADD COLUMN {quote_ident(name)} {type_}")
+
+
+def _convert_earlier_layout(
+    con: duckdb.DuckDBPyConnection,
+    tables: HistoryTables,
+    table: TableName,
+    columns: list[Column],
+    key: tuple[str, ...],
+) -> None:
+    """`history.<name>` as a table of every version -> closed versions and current dates.
+
+    An open version that no longer equals its row (the table was written without its history since)
+    is closed now, as the earlier layout's next write would have done; the row gets a new date.
+    """
+    fields = [quote_ident(name) for name, _ in columns if name != SYNCED_AT]
+    on = " AND ".join(f"r.{quote_ident(k)} = v.{quote_ident(k)}" for k in key)
+    row, version = (", ".join(f"{alias}.{name}" for name in fields) for alias in ("r", "v"))
+    same = f"EXISTS (SELECT 1 FROM {table.sql} r WHERE {on} AND hash({row}) = hash({version}))"
+    old = tables.view.sql
+    con.execute(
+        f"CREATE TABLE {tables.closed.sql} AS SELECT * FROM {old} v WHERE {VALID_TO} IS NOT NULL "
+        f"UNION ALL SELECT * REPLACE (now() AS {VALID_TO}) FROM {old} v WHERE {VALID_TO} IS NULL AND NOT {same}"
+    )
+    keys = ", ".join(quote_ident(k) for k in key)
+    con.execute(
+        f"CREATE TABLE {tables.current.sql} AS SELECT {keys}, {VALID_FROM} FROM {old} v "
+        f"WHERE {VALID_TO} IS NULL AND {same}"
+    )
+    con.execute(f"DROP TABLE {old}")
+
+
+def _create_view(
+    con: duckdb.DuckDBPyConnection, tables: HistoryTables, table: TableName, key: tuple[str, ...]
+) -> None:
+    """Closed versions, then the table's rows dated by the current table (`*`: new columns follow)."""
+    on = " AND ".join(f"r.{quote_ident(k)} = d.{quote_ident(k)}" for k in key)
+    began = f"coalesce(d.{VALID_FROM}, r.{SYNCED_AT})"
+    con.execute(
+        f"CREATE VIEW {tables.view.sql} AS SELECT * FROM {tables.closed.sql} UNION ALL BY NAME "
+        f"SELECT r.* REPLACE ({began} AS {SYNCED_AT}), {began} AS {VALID_FROM}, "
+        f"NULL::TIMESTAMPTZ AS {VALID_TO} FROM {table.sql} r LEFT JOIN {tables.current.sql} d ON {on}"
+    )

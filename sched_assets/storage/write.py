@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .catalog import Column, row_count, statement_count, table_columns
 from .errors import InvalidWriteError
-from .history import HistoryResult, record_history
+from .history import HistoryResult, plan_history, record_history
 from .naming import TableName, quote_ident, quote_literal
 
 if TYPE_CHECKING:
@@ -242,15 +242,25 @@ def _write(
     inserted = updated = deleted = 0
     version = select[targets[write.version_column][0]] if write.version_column in targets else None
     with _incoming_rows(con, source, select, key_exprs, stats, version) as rows:
+        planned = None
+        if write.history is not None:  # before the rows change: what this write closes
+            planned = plan_history(
+                con,
+                TableName.parse(write.history),
+                table,
+                key,
+                scoped,
+                rows,
+                list(select),
+                replace=write.mode is WriteMode.REPLACE,
+            )
         if write.mode is WriteMode.REPLACE:
             where = f" WHERE {scoped}" if scoped else ""
             deleted = statement_count(con.execute(f"DELETE FROM {table.sql}{where}"))
             inserted = _insert(con, table, list(select), rows)
         else:
             updated, inserted = _merge(con, table, list(select), key, rows)
-    history = None
-    if write.history is not None:
-        history = record_history(con, TableName.parse(write.history), table, key, scoped)
+    history = record_history(con, planned) if planned is not None else None
 
     return WriteResult(
         table=str(table),
