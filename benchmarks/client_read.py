@@ -3,7 +3,7 @@
     uv run python benchmarks/client_read.py --bookings 100000
     uv run python benchmarks/client_read.py --bookings 20000 --rate-limit 120/60/60
     uv run python benchmarks/client_read.py --bookings 100000 --order both   # offset vs keyset reads
-    uv run python benchmarks/client_read.py --bookings 100000 --order all    # ... and the bare client
+    uv run python benchmarks/client_read.py --bookings 100000 --order all    # keyset, bare, typed
     uv run python benchmarks/client_read.py --bookings 100000 --shape nested  # the heavier account
 
 Starts `python -m sched_assets.demo --shape S` as its own process (pre-rendered, so the server is not the
@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.bare_client import read_all
@@ -27,12 +28,14 @@ from benchmarks.servers import DemoServer
 from sched_assets.api.client import ClientConfig, SchedApiClient, SyncStats
 from sched_assets.api.keyset import iter_keyset
 from sched_assets.api.specs import ENDPOINTS_BY_NAME
+from sched_assets.frames.spill import RecordSpill
 
 BOOKINGS = ENDPOINTS_BY_NAME["bookings"]
 # offset: take/skip paging (the old full read); keyset: by position in createdAt order, as a full
 # refresh reads now (including the count taken after the read).
 # bare: `bare_client.read_all` (the floor: plain httpx, no retries, no pacing), in this process.
-ORDERS = ("offset", "keyset", "bare")
+# typed: the keyset read with every page spilled and typed as the sync step does (`RecordSpill`).
+ORDERS = ("offset", "keyset", "bare", "typed")
 
 
 def read(client: SchedApiClient, order: str, stats: SyncStats) -> int:
@@ -40,7 +43,14 @@ def read(client: SchedApiClient, order: str, stats: SyncStats) -> int:
         pages = client.iter_pages(BOOKINGS, {}, stats)
     else:
         pages = iter_keyset(client, BOOKINGS, BOOKINGS.full_order, stats, check_total=True)
-    return sum(len(page.records) for page in pages)
+    if order != "typed":
+        return sum(len(page.records) for page in pages)
+    with tempfile.TemporaryDirectory(prefix="sched_client_read_spill_") as directory:
+        spill = RecordSpill(BOOKINGS, Path(directory), datetime.now(UTC), cursor_column="updated_at")
+        for page in pages:
+            spill.add(page.records)
+        spill.finish()
+        return spill.stats.rows
 
 
 def main() -> int:
@@ -55,7 +65,7 @@ def main() -> int:
     parser.add_argument("--order", choices=[*ORDERS, "both", "all"], default="offset")
     parser.add_argument("--shape", choices=SHAPES, default=DEFAULT_SHAPE, help="the demo account's shape")
     args = parser.parse_args()
-    orders = {"both": ORDERS[:2], "all": ORDERS}.get(args.order, (args.order,))
+    orders = {"both": ORDERS[:2], "all": ORDERS[1:]}.get(args.order, (args.order,))
     rate_limit = None if args.rate_limit == "none" else args.rate_limit
     with (
         tempfile.TemporaryDirectory(prefix="sched_client_read_") as logs,
