@@ -118,10 +118,10 @@ def plan_history(
         for name, type_ in compared
     )
     keys = ", ".join(quote_ident(k) for k in key)
-    on = " AND ".join(f"o.{quote_ident(k)} = n.{quote_ident(k)}" for k in key)
+    on = _matching(key, "o", "n")
     # Keys and hashes only in the join, so it stays small however wide the rows are.
     changed = f"n.{quote_ident(key[0])} IS NULL OR o._h <> n._h" if replace else "o._h <> n._h"
-    on_row = " AND ".join(f"t.{quote_ident(k)} = c.{quote_ident(k)}" for k in key)
+    on_row = _matching(key, "t", "c")
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {_CLOSING} AS SELECT t.*, c.{_NEXT} FROM {table.sql} t JOIN ("
         f"SELECT o.*, n.{SYNCED_AT} AS {_NEXT} FROM (SELECT {keys}, hash({old}) AS _h FROM {table.sql} "
@@ -138,7 +138,7 @@ def record_history(con: duckdb.DuckDBPyConnection, planned: PlannedHistory) -> H
     closed = 0
     if planned.closing:
         try:
-            on = " AND ".join(f"c.{quote_ident(k)} = d.{quote_ident(k)}" for k in planned.key)
+            on = _matching(planned.key, "c", "d")
             began = f"coalesce(d.{VALID_FROM}, c.{SYNCED_AT})"
             closed = statement_count(
                 con.execute(
@@ -153,7 +153,7 @@ def record_history(con: duckdb.DuckDBPyConnection, planned: PlannedHistory) -> H
         finally:
             con.execute(f"DROP TABLE IF EXISTS {_CLOSING}")
     keys = ", ".join(quote_ident(k) for k in planned.key)
-    on_row = " AND ".join(f"r.{quote_ident(k)} = d.{quote_ident(k)}" for k in planned.key)
+    on_row = _matching(planned.key, "r", "d")
     added = statement_count(
         con.execute(
             f"INSERT INTO {tables.current.sql} ({keys}, {VALID_FROM}) SELECT {keys}, "
@@ -166,6 +166,11 @@ def record_history(con: duckdb.DuckDBPyConnection, planned: PlannedHistory) -> H
         f"(SELECT count(*) FROM {table.sql} WHERE true{scoped})"
     ).fetchall()
     return HistoryResult(str(tables.view), added, closed, int(old_versions + current), int(current))
+
+
+def _matching(key: Sequence[str], left: str, right: str) -> str:
+    """SQL that `left` and `right` (aliases) have the same key."""
+    return " AND ".join(f"{left}.{quote_ident(k)} = {right}.{quote_ident(k)}" for k in key)
 
 
 def _prepare(
@@ -221,7 +226,7 @@ def _convert_earlier_layout(
     is closed now, as the earlier layout's next write would have done; the row gets a new date.
     """
     fields = [quote_ident(name) for name, _ in columns if name != SYNCED_AT]
-    on = " AND ".join(f"r.{quote_ident(k)} = v.{quote_ident(k)}" for k in key)
+    on = _matching(key, "r", "v")
     row, version = (", ".join(f"{alias}.{name}" for name in fields) for alias in ("r", "v"))
     same = f"EXISTS (SELECT 1 FROM {table.sql} r WHERE {on} AND hash({row}) = hash({version}))"
     old = tables.view.sql
@@ -241,7 +246,7 @@ def _create_view(
     con: duckdb.DuckDBPyConnection, tables: HistoryTables, table: TableName, key: tuple[str, ...]
 ) -> None:
     """Closed versions, then the table's rows dated by the current table (`*`: new columns follow)."""
-    on = " AND ".join(f"r.{quote_ident(k)} = d.{quote_ident(k)}" for k in key)
+    on = _matching(key, "r", "d")
     began = f"coalesce(d.{VALID_FROM}, r.{SYNCED_AT})"
     con.execute(
         f"CREATE VIEW {tables.view.sql} AS SELECT * FROM {tables.closed.sql} UNION ALL BY NAME "
