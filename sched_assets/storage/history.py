@@ -183,25 +183,23 @@ def _prepare(
     """Create the history's tables and view, convert an earlier layout, add the table's new columns."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(tables.view.schema)}")
     closed = table_columns(con, tables.closed)
-    if closed is None:
-        earlier = table_columns(con, tables.view)
-        if earlier is None:
-            defined = ", ".join(f"{quote_ident(name)} {type_}" for name, type_ in columns)
-            con.execute(
-                f"CREATE TABLE {tables.closed.sql} ({defined}, {VALID_FROM} TIMESTAMPTZ NOT NULL, "
-                f"{VALID_TO} TIMESTAMPTZ)"
-            )
-            types = dict(columns)
-            defined_key = ", ".join(f"{quote_ident(k)} {types[k]}" for k in key)
-            con.execute(
-                f"CREATE TABLE {tables.current.sql} ({defined_key}, {VALID_FROM} TIMESTAMPTZ NOT NULL)"
-            )
-        else:
-            _add_columns(con, tables.view, earlier, columns)
-            _convert_earlier_layout(con, tables, table, columns, key)
-        _create_view(con, tables, table, key)
+    if closed is not None:
+        _add_columns(con, tables.closed, closed, columns)
         return
-    _add_columns(con, tables.closed, closed, columns)
+    earlier = table_columns(con, tables.view)
+    if earlier is not None:
+        _add_columns(con, tables.view, earlier, columns)
+        _convert_earlier_layout(con, tables, table, columns, key)
+    else:
+        defined = ", ".join(f"{quote_ident(name)} {type_}" for name, type_ in columns)
+        con.execute(
+            f"CREATE TABLE {tables.closed.sql} ({defined}, {VALID_FROM} TIMESTAMPTZ NOT NULL, "
+            f"{VALID_TO} TIMESTAMPTZ)"
+        )
+        types = dict(columns)
+        defined_key = ", ".join(f"{quote_ident(k)} {types[k]}" for k in key)
+        con.execute(f"CREATE TABLE {tables.current.sql} ({defined_key}, {VALID_FROM} TIMESTAMPTZ NOT NULL)")
+    _create_view(con, tables, table, key)
 
 
 def _add_columns(
