@@ -193,7 +193,7 @@ def test_the_cli_serves_nested_bookings_over_a_socket() -> None:
     assert mean([len(b["attendees"]) for b in body["data"]]) > 4
 
 
-def _demo_sync(tmp_path, monkeypatch, shape: str, bookings: int = 200):
+def _demo_sync(tmp_path, monkeypatch, shape: str):
     """A demo-mode sync of the raw assets, the demo account's shape set in the resource config."""
     import dagster as dg
 
@@ -206,7 +206,7 @@ def _demo_sync(tmp_path, monkeypatch, shape: str, bookings: int = 200):
     database = tmp_path / "sched.duckdb"
     resources = {
         **warehouse_resources(str(database)),
-        "sched_api": SchedApiResource(demo_bookings=bookings, demo_shape=shape),
+        "sched_api": SchedApiResource(demo_bookings=200, demo_shape=shape),
     }
     result = dg.materialize(
         [build_source_assets()],
@@ -228,20 +228,6 @@ def test_demo_mode_syncs_the_nested_shape_when_configured(tmp_path, monkeypatch)
         ).fetchall()[0]
     assert rows == 200
     assert attendees > 3  # standard accounts average about 1.4
-
-
-def test_wide_bookings_are_stored_in_row_groups_that_fit_the_write_memory(tmp_path, monkeypatch) -> None:
-    # ~3.4 kB a nested booking: the step's write session stores 8,192-row groups (~28 MB), not
-    # 30,720-row ones (~100 MB, past the 96 MB write budget: spilled before being stored).
-    import duckdb
-
-    result, database = _demo_sync(tmp_path, monkeypatch, "nested", bookings=10_000)
-    assert result.success
-    with duckdb.connect(str(database), read_only=True) as con:
-        groups = con.execute(
-            "SELECT max(count) FROM pragma_storage_info('raw.bookings') GROUP BY row_group_id ORDER BY 1"
-        ).fetchall()
-    assert groups == [(1_808,), (8_192,)]
 
 
 def test_demo_mode_refuses_an_unknown_shape(tmp_path, monkeypatch) -> None:

@@ -18,7 +18,6 @@ from sched_assets.storage import (
     WriteMode,
 )
 from sched_assets.storage import write as write_module
-from sched_assets.storage.warehouse import row_group_rows
 
 TABLE = "raw.things"
 
@@ -552,34 +551,3 @@ def test_a_large_write_is_stored_in_small_row_groups_readable_by_any_connection(
     plain = duckdb.connect(str(warehouse.path), read_only=True)
     assert plain.sql(f"SELECT count(DISTINCT id), max(name) FROM {TABLE}").fetchone() == (100_000, "x99999")
     plain.close()
-
-
-def _row_group_sizes(warehouse: Warehouse) -> list[int]:
-    with warehouse.connect(read_only=True) as con:
-        return [
-            size
-            for (size,) in con.sql(
-                "SELECT max(count) FROM pragma_storage_info('raw.things') GROUP BY row_group_id ORDER BY 1"
-            ).fetchall()
-        ]
-
-
-def test_a_session_of_wide_rows_stores_smaller_row_groups(warehouse: Warehouse, tmp_path: Path) -> None:
-    # A row group of wide rows would outgrow the write's memory limit (and be spilled before it is
-    # stored): the session sizes its row groups to the widest row it is told of.
-    assert [row_group_rows(b) for b in (None, 0, 750, 3_400, 40_000, 10_000_000)] == [
-        30_720,
-        30_720,
-        30_720,
-        8_192,
-        2_048,
-        2_048,
-    ]
-    part = tmp_path / "part.parquet"
-    duckdb.sql(f"COPY (SELECT range AS id, 'x' || range AS name FROM range(20000)) TO '{part}'")
-    with warehouse.writing(row_bytes=3_400):
-        warehouse.write(TABLE, TableWrite([part], "replace", primary_key=("id",)))
-    assert _row_group_sizes(warehouse) == [3_616, 8_192, 8_192]
-    with warehouse.writing():  # rows of no stated width: the usual size
-        warehouse.write(TABLE, TableWrite([part], "replace", primary_key=("id",)))
-    assert _row_group_sizes(warehouse) == [20_000]

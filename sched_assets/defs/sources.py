@@ -45,7 +45,6 @@ HISTORY_GROUP = "history"
 TABLE_WRITES = dg.PythonObjectDagsterType((TableWrite, TableWrites, type(None)), name="TableWrite")
 CURSOR_KEY = "cursor_updated_at"
 CURSOR_COLUMN = "updated_at"  # paged resources sync incrementally on the API's `updatedAt`
-_MEASURED_ROWS = 2048  # resources with fewer rows do not size the write's row groups (`_widest_row`)
 
 
 class SourceSyncConfig(dg.Config):
@@ -355,22 +354,11 @@ def _sync(
         fetched = fetch_all(client, plans, selected, Path(tmp))
         # Every fetch succeeded: now write, one table at a time (DuckDB has one writer), the file
         # opened once for all of them.
-        with warehouse.get_write_warehouse().writing(row_bytes=_widest_row(fetched)):
+        with warehouse.get_write_warehouse().writing():
             for item in fetched:
                 yield _output(item, source, context.log)  # written by the IO manager before we go on
                 if item.spec.name in with_history:
                     yield history_output(warehouse, item.spec)
-
-
-def _widest_row(fetched: list[Fetched]) -> int | None:
-    """About the widest row the step writes, in bytes: the typed parts' size per row of each resource
-    with a few thousand rows at least (in a smaller one the files' own overhead would dominate)."""
-    widths = [
-        sum(path.stat().st_size for path in item.paths) // item.typing_stats.rows
-        for item in fetched
-        if item.typing_stats.rows >= _MEASURED_ROWS
-    ]
-    return max(widths, default=None)
 
 
 def _history_spec(spec: EndpointSpec) -> dg.AssetSpec:

@@ -49,21 +49,8 @@ _DUCKDB_LOCK_MESSAGE = "Could not set lock"
 # rows (spilled past the write's memory limit) until COMMIT: 100,000 nested bookings with history,
 # 5.2 -> 4.2 s at 96 MB. Not stored in the file: only write connections (which ATTACH) use it.
 _ROW_GROUP_ROWS = 30_720
-# ... and about this many bytes at most: a row group of wide rows (many attendees, answers, seats)
-# past the write's memory limit is spilled (compressed) before it is stored. 100,000 nested
-# bookings (~3.4 kB a row) at 96 MB: 8,192-row groups, 2.9 -> 2.2 s (median of 3).
-_ROW_GROUP_BYTES = 32 << 20
-_VECTOR_ROWS = 2048  # DuckDB's row groups hold whole vectors
 _FILE_ALIAS = "warehouse"  # the catalog name of the file on a write connection
 _held = threading.local()  # databases this thread has open, to catch self-deadlocking nested connects
-
-
-def row_group_rows(row_bytes: int | None) -> int:
-    """Rows per row group for rows of about `row_bytes` bytes: `_ROW_GROUP_ROWS`, fewer for wide rows."""
-    if not row_bytes or row_bytes <= 0:
-        return _ROW_GROUP_ROWS
-    fit = _ROW_GROUP_BYTES // row_bytes // _VECTOR_ROWS * _VECTOR_ROWS
-    return max(_VECTOR_ROWS, min(_ROW_GROUP_ROWS, fit))
 
 
 def _sessions() -> dict[str, duckdb.DuckDBPyConnection]:
@@ -133,16 +120,13 @@ class Warehouse:
             raise self._unwritable("permission denied")
 
     @contextlib.contextmanager
-    def connect(
-        self, read_only: bool = False, *, row_bytes: int | None = None
-    ) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """Open the warehouse for the duration of the block.
 
         DuckDB file: under the cross-process lock. Readers share the lock; a writer has it alone. Waits
         up to `lock_timeout` seconds, then raises `WarehouseLockedError`. Do not nest connects in one
         thread (that would wait on itself). DuckLake: no lock (conflicts show at COMMIT: use
-        `transaction_with_retries`); `read_only` attaches the catalog read-only. `row_bytes`: about
-        the widest row a writer stores (bytes), to size its row groups (`row_group_rows`).
+        `transaction_with_retries`); `read_only` attaches the catalog read-only.
         """
         if self.location.is_lake:
             with self._connect_lake(read_only) as con:
@@ -173,7 +157,7 @@ class Warehouse:
         held.add(key)
         try:
             with file_lock(self.lock_path, self.path, shared=read_only, timeout=self.lock_timeout):
-                con = self._open(read_only, deadline, row_group_rows(row_bytes))
+                con = self._open(read_only, deadline)
                 try:
                     self._configure(con)
                     yield con
@@ -183,19 +167,18 @@ class Warehouse:
             held.discard(key)
 
     @contextlib.contextmanager
-    def writing(self, row_bytes: int | None = None) -> Iterator[None]:
+    def writing(self) -> Iterator[None]:
         """Keep the DuckDB file open, under the writer's lock, for this thread's connects in the block.
 
         A step that writes several tables in a row (a sync: seven raw tables and a history) opens the
         file once and checkpoints it once, instead of per table (~50 ms each). Every `connect` of this
         thread in the block, reading or writing, is a connection on the open database. A no-op for
-        DuckLake, whose connections share the process's attached catalog anyway. `row_bytes`: about
-        the widest row the block writes (see `connect`).
+        DuckLake, whose connections share the process's attached catalog anyway.
         """
         if self.location.is_lake:
             yield
             return
-        with self.connect(row_bytes=row_bytes) as con:
+        with self.connect() as con:
             sessions = _sessions()
             sessions[str(self.path)] = con
             try:
@@ -369,11 +352,11 @@ class Warehouse:
             f"set {DATABASE_ENV} to a writable file"
         )
 
-    def _open(self, read_only: bool, deadline: float, group_rows: int) -> duckdb.DuckDBPyConnection:
+    def _open(self, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
         """Connect, retrying while a program outside our lock (e.g. the duckdb CLI) holds the file.
 
         A reader opens the file; a writer attaches it (as `_FILE_ALIAS`, made current) to set the row
-        group size of what it stores (`group_rows`)."""
+        group size of what it stores (`_ROW_GROUP_ROWS`)."""
         import duckdb
 
         delays = backoff_delays(first=0.1, cap=2.0)
@@ -381,7 +364,7 @@ class Warehouse:
             try:
                 if read_only:
                     return duckdb.connect(str(self.path), read_only=True, config=self.config)
-                return self._attach_for_writing(group_rows)
+                return self._attach_for_writing()
             except duckdb.IOException as exc:
                 if _DUCKDB_LOCK_MESSAGE not in str(exc):
                     raise self._open_error(read_only, exc) from exc
@@ -395,14 +378,14 @@ class Warehouse:
             except duckdb.Error as exc:
                 raise self._open_error(read_only, exc) from exc
 
-    def _attach_for_writing(self, group_rows: int) -> duckdb.DuckDBPyConnection:
+    def _attach_for_writing(self) -> duckdb.DuckDBPyConnection:
         import duckdb
 
         # Spills go next to the file, as when DuckDB opens it (an in-memory connection's are in ./.tmp).
         con = duckdb.connect(config={"temp_directory": f"{self.path}.tmp", **self.config})
         try:
             con.execute(
-                f"ATTACH {quote_literal(str(self.path))} AS {_FILE_ALIAS} (ROW_GROUP_SIZE {group_rows})"
+                f"ATTACH {quote_literal(str(self.path))} AS {_FILE_ALIAS} (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})"
             )
             con.execute(f"USE {_FILE_ALIAS}")
         except BaseException:
