@@ -175,6 +175,28 @@ def test_history_is_per_scope(warehouse: Warehouse) -> None:
     ]
 
 
+def test_a_merge_dates_rows_written_without_the_history(warehouse: Warehouse) -> None:
+    """A merge looks up only the keys it stores, unless rows of its scope have no date yet."""
+    write(warehouse, frame(T1, [(1, "accepted"), (2, "pending")]), "replace")
+    write(warehouse, frame(T1, [(3, "accepted")]), history=None)  # 3: a row without a date
+
+    result = write(warehouse, frame(T2, [(1, "cancelled")]))
+
+    assert (result.history.versions_added, result.history.versions_closed) == (2, 1)  # 1's new, 3's first
+    with warehouse.connect(read_only=True) as con:
+        assert con.sql("SELECT * FROM history._things_current ORDER BY id").fetchall() == [
+            (1, T2),
+            (2, T1),
+            (3, T1),
+        ]
+    assert versions(warehouse) == [
+        (1, "accepted", T1, T2),
+        (1, "cancelled", T2, None),
+        (2, "pending", T1, None),
+        (3, "accepted", T1, None),
+    ]
+
+
 def test_history_needs_a_primary_key() -> None:
     with pytest.raises(InvalidWriteError, match="primary_key"):
         TableWrite(frame(T1, [(1, "a")]), "replace", history=HISTORY)

@@ -38,6 +38,8 @@ VALID_FROM, VALID_TO = "valid_from", "valid_to"
 SYNCED_AT = "_synced_at"  # when the row was written; not a field of the record, so never compared
 _CLOSING = "_sched_history_closing"  # temp table: the stored rows this write closes, whole
 _NEXT = "_sched_next_synced_at"  # ... and the `_synced_at` of the row that replaces each (null: removed)
+_DATES = "_sched_history_dates"  # temp table: the current dates of a few keys
+_TOUCHED = "_sched_history_touched"  # temp table: the keys a merge stored
 
 
 @dataclass(frozen=True)
@@ -132,40 +134,88 @@ def plan_history(
     return PlannedHistory(tables, table, key, scoped, closing=True)
 
 
-def record_history(con: duckdb.DuckDBPyConnection, planned: PlannedHistory) -> HistoryResult:
-    """After the write changed the table's rows: close the set-aside versions, date the new ones."""
+def record_history(
+    con: duckdb.DuckDBPyConnection, planned: PlannedHistory, merged: str | None = None
+) -> HistoryResult:
+    """After the write changed the table's rows: close the set-aside versions, date the new ones.
+
+    `merged` is the subquery of the rows a merge stored (None for a replace). Only those rows can be
+    new or changed, so only their keys are looked up: no join holds every key of a large table.
+    """
     tables, table, scoped = planned.tables, planned.table, planned.scoped
-    closed = 0
-    if planned.closing:
-        try:
-            on = _matching(planned.key, "c", "d")
-            began = f"coalesce(d.{VALID_FROM}, c.{SYNCED_AT})"
-            closed = statement_count(
-                con.execute(
-                    f"INSERT INTO {tables.closed.sql} BY NAME SELECT c.* EXCLUDE ({_NEXT}) REPLACE "
-                    f"({began} AS {SYNCED_AT}), {began} AS {VALID_FROM}, coalesce(c.{_NEXT}, now()) AS "
-                    f"{VALID_TO} FROM {_CLOSING} c LEFT JOIN {tables.current.sql} d ON {on}"
-                )
-            )
-            con.execute(
-                f"DELETE FROM {tables.current.sql} AS d WHERE EXISTS (SELECT 1 FROM {_CLOSING} c WHERE {on})"
-            )
-        finally:
-            con.execute(f"DROP TABLE IF EXISTS {_CLOSING}")
-    keys = ", ".join(quote_ident(k) for k in planned.key)
-    on_row = _matching(planned.key, "r", "d")
-    added = statement_count(
-        con.execute(
-            f"INSERT INTO {tables.current.sql} ({keys}, {VALID_FROM}) SELECT {keys}, "
-            f"coalesce({SYNCED_AT}, now()) FROM {table.sql} r WHERE true{scoped} "
-            f"AND NOT EXISTS (SELECT 1 FROM {tables.current.sql} d WHERE {on_row})"
-        )
-    )
+    closed = _close(con, planned) if planned.closing else 0
     [(old_versions, current)] = con.execute(
         f"SELECT (SELECT count(*) FROM {tables.closed.sql} WHERE true{scoped}), "
         f"(SELECT count(*) FROM {table.sql} WHERE true{scoped})"
     ).fetchall()
+    added = _date(con, planned, merged, int(current))
     return HistoryResult(str(tables.view), added, closed, int(old_versions + current), int(current))
+
+
+def _close(con: duckdb.DuckDBPyConnection, planned: PlannedHistory) -> int:
+    """The set-aside rows become closed versions, dated from their current date (if they had one)."""
+    tables, on = planned.tables, _matching(planned.key, "c", "d")
+    began = f"coalesce(d.{VALID_FROM}, c.{SYNCED_AT})"
+    try:
+        # The closing rows' dates first (the join builds on the few closing keys), then the wide
+        # rows join that small table: a join with the current table would hash every key it holds.
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_DATES} AS SELECT d.* FROM {tables.current.sql} d "
+            f"SEMI JOIN {_CLOSING} c ON {on}"
+        )
+        closed = statement_count(
+            con.execute(
+                f"INSERT INTO {tables.closed.sql} BY NAME SELECT c.* EXCLUDE ({_NEXT}) REPLACE "
+                f"({began} AS {SYNCED_AT}), {began} AS {VALID_FROM}, coalesce(c.{_NEXT}, now()) AS "
+                f"{VALID_TO} FROM {_CLOSING} c LEFT JOIN {_DATES} d ON {on}"
+            )
+        )
+        con.execute(
+            f"DELETE FROM {tables.current.sql} AS d WHERE EXISTS (SELECT 1 FROM {_DATES} c WHERE {on})"
+        )
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {_CLOSING}")
+        con.execute(f"DROP TABLE IF EXISTS {_DATES}")
+    return closed
+
+
+def _date(con: duckdb.DuckDBPyConnection, planned: PlannedHistory, merged: str | None, rows: int) -> int:
+    """Give every row of the write's scope (`rows` of them) without a current date one (its `_synced_at`)."""
+    tables, table, scoped = planned.tables, planned.table, planned.scoped
+    keys = ", ".join(quote_ident(k) for k in planned.key)
+    insert = (
+        f"INSERT INTO {tables.current.sql} ({keys}, {VALID_FROM}) SELECT {keys}, "
+        f"coalesce({SYNCED_AT}, now()) FROM {table.sql} r WHERE true{scoped}"
+    )
+    [(dated,)] = con.execute(f"SELECT count(*) FROM {tables.current.sql} WHERE true{scoped}").fetchall()
+    if not dated:  # a first sync: every row is new
+        return statement_count(con.execute(insert))
+    on = _matching(planned.key, "r", "d")
+    added = 0
+    if merged is not None:
+        # A merge can only have added or changed the rows it stored: look up just their keys.
+        touched = _matching(planned.key, "r", "t")
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_TOUCHED} AS SELECT {keys} FROM {merged}")
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {_DATES} AS SELECT {keys} FROM {tables.current.sql} r "
+                f"SEMI JOIN {_TOUCHED} t ON {touched}"
+            )
+            added = statement_count(
+                con.execute(
+                    f"{insert} AND EXISTS (SELECT 1 FROM {_TOUCHED} t WHERE {touched}) "
+                    f"AND NOT EXISTS (SELECT 1 FROM {_DATES} d WHERE {on})"
+                )
+            )
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {_TOUCHED}")
+            con.execute(f"DROP TABLE IF EXISTS {_DATES}")
+        if dated + added == rows:  # every row has its date (the dated keys are the table's): the usual case
+            return added
+    # A replace, or rows of the scope without a date (written while the history was off): look up all.
+    return added + statement_count(
+        con.execute(f"{insert} AND NOT EXISTS (SELECT 1 FROM {tables.current.sql} d WHERE {on})")
+    )
 
 
 def _matching(key: Sequence[str], left: str, right: str) -> str:

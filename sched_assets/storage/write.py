@@ -260,7 +260,8 @@ def _write(
             inserted = _insert(con, table, list(select), rows)
         else:
             updated, inserted = _merge(con, table, list(select), key, rows)
-    history = record_history(con, planned) if planned is not None else None
+        merged = rows if write.mode is WriteMode.MERGE else None
+        history = record_history(con, planned, merged) if planned is not None else None
 
     return WriteResult(
         table=str(table),
