@@ -47,8 +47,12 @@ _DUCKDB_LOCK_MESSAGE = "Could not set lock"
 # Rows per row group of what a write connection stores (DuckDB's default: 122,880). A large insert
 # compresses and writes each full row group during the INSERT instead of holding the transaction's
 # rows (spilled past the write's memory limit) until COMMIT: 100,000 nested bookings with history,
-# 5.2 -> 4.2 s at 96 MB. Not stored in the file: only write connections (which ATTACH) use it.
-_ROW_GROUP_ROWS = 30_720
+# 5.2 -> 4.2 s at 96 MB (30,720 rows). Fewer rows keep a group of wide rows (nested bookings, ~3.4 kB)
+# inside that budget, unspilled: 2.4 -> 2.0 s, while standard rows lose ~0.05 s of 0.75 s. One size
+# for every connection of ours: a checkpoint merges the row groups of every table smaller than its
+# connection's size, so a per-write size would rewrite whole tables. Not stored in the file: only
+# write connections (which ATTACH) use it; readers read any size.
+_ROW_GROUP_ROWS = 12_288
 _FILE_ALIAS = "warehouse"  # the catalog name of the file on a write connection
 _held = threading.local()  # databases this thread has open, to catch self-deadlocking nested connects
 
