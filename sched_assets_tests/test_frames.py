@@ -295,6 +295,18 @@ def test_trusted_batches_give_the_same_tables(shape, tmp_path):
     assert spill.trusted_batches >= 2
 
 
+def test_odd_fields_of_earlier_batches_stay_checked_and_new_ones_are_found(tmp_path):
+    """A batch looks only for fields not yet found odd in the resource's earlier batches: those stay
+    checked (the same values), and a field first odd in a later batch is still found."""
+    records = [{"id": i, "rating": 4 if i == 0 else 4.5, "title": f"t{i}"} for i in range(6)]
+    records[4].update(rating=5, duration="45")  # rating odd again, duration first odd, in the third batch
+    ours, spill = typed(BOOKINGS, records, tmp_path, page_size=2, batch_rows=2)
+    reference, stats = reference_rows(BOOKINGS, records)
+    assert_same_rows(BOOKINGS, ours, reference)
+    assert spill.stats.converted == stats.converted == 3  # 4 -> 4.0, 5 -> 5.0, "45" -> 45
+    assert spill.trusted_batches == 3
+
+
 declared_records = st.lists(
     st.dictionaries(st.sampled_from(list(BOOKINGS.columns)), json_values, max_size=8), max_size=6
 )

@@ -166,6 +166,7 @@ class RecordSpill:
         self.newest_cursor: datetime | None = None
         self.without_cursor = 0
         self.trusted_batches = 0  # batches typed by `trusted_select`
+        self._suspects: frozenset[str] = frozenset()  # fields with an odd value in an earlier batch
 
     def add(self, records: list[dict[str, Any]]) -> None:
         """Append a page's records (in page order) to the current batch; hand it to the typer when full.
@@ -286,10 +287,12 @@ class RecordSpill:
         size = max(_MIN_OBJECT_BYTES, 2 * longest)
         path = str(batch)
         if not marked:
-            [(matches,)] = con.execute(suspects_sql(self.spec, path)).fetchall()
-            suspects = {suspect_field(match) for match in matches or ()}
+            # More suspects than the batch has only check more fields: the values are the same.
+            sql = suspects_sql(self.spec, path, self._suspects)
+            [(matches,)] = con.execute(sql).fetchall() if sql else [(None,)]
+            self._suspects |= {suspect_field(match) for match in matches or ()}
             try:  # a timestamp that does not parse stops it: the checked path keeps it in `_extra`
-                create(trusted_select(self.spec, path, size, self._synced_at, suspects))
+                create(trusted_select(self.spec, path, size, self._synced_at, set(self._suspects)))
                 self.trusted_batches += 1
                 return
             except duckdb.Error:

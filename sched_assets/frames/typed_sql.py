@@ -146,14 +146,23 @@ def trusted_select(
     return _typed_rows(spec, source, None, raw, native, synced_at)
 
 
-def suspects_sql(spec: EndpointSpec, path: str) -> str:
+def suspects_sql(spec: EndpointSpec, path: str, known: frozenset[str] = frozenset()) -> str | None:
     """SELECT of the distinct `"field":x` texts in a batch file where a declared field (at any depth:
     a nested key of the same name only adds a suspect) starts a value of another JSON type than its
     kind's own, or a number its column may not hold as is. The file is compact JSON written by the
-    spill, so a top-level field with such a value always matches. RE2 scans the file in one pass."""
+    spill, so a top-level field with such a value always matches. RE2 scans the file in one pass.
+
+    Fields in `known` (suspects of earlier batches) are not looked for: a value that matches on every
+    record (nested bookings' `bookingFieldsResponses.location` objects) costs a list entry each, while
+    a file without a match costs one scan that lists nothing (NULL). None: every field is known.
+    """
+    pattern = _suspect_pattern(spec, known)
+    if pattern is None:
+        return None
+    literal = quote_literal(pattern)
     return (
-        f"SELECT list_distinct(regexp_extract_all(content, {quote_literal(_suspect_pattern(spec))})) "
-        f"FROM read_text({quote_literal(path)})"
+        f"SELECT CASE WHEN regexp_matches(content, {literal}) THEN "
+        f"list_distinct(regexp_extract_all(content, {literal})) END FROM read_text({quote_literal(path)})"
     )
 
 
@@ -174,12 +183,12 @@ _NOT_NATIVE: dict[Kind, str] = {
 }
 
 
-def _suspect_pattern(spec: EndpointSpec) -> str:
+def _suspect_pattern(spec: EndpointSpec, known: frozenset[str] = frozenset()) -> str | None:
     by_kind: dict[Kind, list[str]] = {}
     for name, kind in spec.columns.items():
-        if kind != "json":
+        if kind != "json" and name not in known:
             by_kind.setdefault(kind, []).append(re.escape(name))
-    return "|".join(f'"(?:{"|".join(names)})":{_NOT_NATIVE[kind]}' for kind, names in by_kind.items()) or "$^"
+    return "|".join(f'"(?:{"|".join(names)})":{_NOT_NATIVE[kind]}' for kind, names in by_kind.items()) or None
 
 
 def _typed_rows(
