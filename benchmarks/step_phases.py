@@ -16,6 +16,7 @@ import argparse
 import functools
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -112,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         demo = DemoServer(args.bookings, shape=args.shape)
         demo.start()
         server[:] = [demo]
+        home = tempfile.mkdtemp(prefix="sched_step_phases_")
         try:
-            home = tempfile.mkdtemp(prefix="sched_step_phases_")
             os.environ.update(
                 SCHED_API_BASE_URL=demo.base_url,
                 SCHED_API_KEY=demo.api_key,
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(line), flush=True)
         finally:
             demo.stop()
+            shutil.rmtree(home, ignore_errors=True)  # a warehouse of ~340 MB per nested repeat
     return 0
 
 
