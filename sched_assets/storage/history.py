@@ -156,27 +156,29 @@ def _close(con: duckdb.DuckDBPyConnection, planned: PlannedHistory) -> int:
     """The set-aside rows become closed versions, dated from their current date (if they had one)."""
     tables, on = planned.tables, _matching(planned.key, "c", "d")
     began = f"coalesce(d.{VALID_FROM}, c.{SYNCED_AT})"
-    try:
-        # The closing rows' dates first (the join builds on the few closing keys), then the wide
-        # rows join that small table: a join with the current table would hash every key it holds.
+    # The closing rows' dates first (the join builds on the few closing keys), then the wide rows
+    # join that small table: a join with the current table would hash every key it holds.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_DATES} AS SELECT d.* FROM {tables.current.sql} d "
+        f"SEMI JOIN {_CLOSING} c ON {on}"
+    )
+    closed = statement_count(
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_DATES} AS SELECT d.* FROM {tables.current.sql} d "
-            f"SEMI JOIN {_CLOSING} c ON {on}"
+            f"INSERT INTO {tables.closed.sql} BY NAME SELECT c.* EXCLUDE ({_NEXT}) REPLACE "
+            f"({began} AS {SYNCED_AT}), {began} AS {VALID_FROM}, coalesce(c.{_NEXT}, now()) AS "
+            f"{VALID_TO} FROM {_CLOSING} c LEFT JOIN {_DATES} d ON {on}"
         )
-        closed = statement_count(
-            con.execute(
-                f"INSERT INTO {tables.closed.sql} BY NAME SELECT c.* EXCLUDE ({_NEXT}) REPLACE "
-                f"({began} AS {SYNCED_AT}), {began} AS {VALID_FROM}, coalesce(c.{_NEXT}, now()) AS "
-                f"{VALID_TO} FROM {_CLOSING} c LEFT JOIN {_DATES} d ON {on}"
-            )
-        )
-        con.execute(
-            f"DELETE FROM {tables.current.sql} AS d WHERE EXISTS (SELECT 1 FROM {_DATES} c WHERE {on})"
-        )
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {_CLOSING}")
-        con.execute(f"DROP TABLE IF EXISTS {_DATES}")
+    )
+    con.execute(f"DELETE FROM {tables.current.sql} AS d WHERE EXISTS (SELECT 1 FROM {_DATES} c WHERE {on})")
+    _drop_temporary(con, _CLOSING, _DATES)
     return closed
+
+
+def _drop_temporary(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Drop the write's temp tables once done. Not on an error: the rollback drops them, and a
+    statement in the failed transaction would replace its error with "transaction is aborted"."""
+    for name in names:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def _date(con: duckdb.DuckDBPyConnection, planned: PlannedHistory, merged: str | None, rows: int) -> int:
@@ -195,21 +197,18 @@ def _date(con: duckdb.DuckDBPyConnection, planned: PlannedHistory, merged: str |
     if merged is not None:
         # A merge can only have added or changed the rows it stored: look up just their keys.
         touched = _matching(planned.key, "r", "t")
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {_TOUCHED} AS SELECT {keys} FROM {merged}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_TOUCHED} AS SELECT {keys} FROM {merged}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_DATES} AS SELECT {keys} FROM {tables.current.sql} r "
+            f"SEMI JOIN {_TOUCHED} t ON {touched}"
+        )
+        added = statement_count(
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {_DATES} AS SELECT {keys} FROM {tables.current.sql} r "
-                f"SEMI JOIN {_TOUCHED} t ON {touched}"
+                f"{insert} AND EXISTS (SELECT 1 FROM {_TOUCHED} t WHERE {touched}) "
+                f"AND NOT EXISTS (SELECT 1 FROM {_DATES} d WHERE {on})"
             )
-            added = statement_count(
-                con.execute(
-                    f"{insert} AND EXISTS (SELECT 1 FROM {_TOUCHED} t WHERE {touched}) "
-                    f"AND NOT EXISTS (SELECT 1 FROM {_DATES} d WHERE {on})"
-                )
-            )
-        finally:
-            con.execute(f"DROP TABLE IF EXISTS {_TOUCHED}")
-            con.execute(f"DROP TABLE IF EXISTS {_DATES}")
+        )
+        _drop_temporary(con, _TOUCHED, _DATES)
         if dated + added == rows:  # every row has its date (the dated keys are the table's): the usual case
             return added
     # A replace, or rows of the scope without a date (written while the history was off): look up all.
