@@ -288,11 +288,11 @@ class RecordSpill:
         path = str(batch)
         if not marked:
             # More suspects than the batch has only check more fields: the values are the same.
-            sql = suspects_sql(self.spec, path, self._suspects)
-            [(matches,)] = con.execute(sql).fetchall() if sql else [(None,)]
-            self._suspects |= {suspect_field(match) for match in matches or ()}
+            if sql := suspects_sql(self.spec, path, self._suspects):
+                [(matches,)] = con.execute(sql).fetchall()
+                self._suspects |= {suspect_field(match) for match in matches or ()}
             try:  # a timestamp that does not parse stops it: the checked path keeps it in `_extra`
-                create(trusted_select(self.spec, path, size, self._synced_at, set(self._suspects)))
+                create(trusted_select(self.spec, path, size, self._synced_at, self._suspects))
                 self.trusted_batches += 1
                 return
             except duckdb.Error:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Set as AbstractSet
 
 from sched_assets.api.specs import EndpointSpec, Kind
 from sched_assets.frames.columns import DUCKDB_TYPES, EXTRA_COLUMN, SYNCED_AT_COLUMN, snake_case
@@ -111,7 +112,7 @@ def typed_select(spec: EndpointSpec, source: str, synced_at: str) -> str:
 
 
 def trusted_select(
-    spec: EndpointSpec, path: str, max_object_bytes: int, synced_at: str, suspects: set[str]
+    spec: EndpointSpec, path: str, max_object_bytes: int, synced_at: str, suspects: AbstractSet[str]
 ) -> str:
     """`typed_select` for a batch file (a JSON array) in which no record has an undeclared field and
     no field outside `suspects` has a value of another JSON type than its kind's own (`suspects_sql`).
