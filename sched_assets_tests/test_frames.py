@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sched_assets.api.specs import ENDPOINTS, ENDPOINTS_BY_NAME, EndpointSpec
+from sched_assets.api.views import RecordView, page_decoder
 from sched_assets.demo.generator import BOOKING_ID_BASE, DemoAccount
 from sched_assets.demo.shapes import drift_booking
 from sched_assets.frames.columns import column_types, snake_case
@@ -30,20 +31,32 @@ CALENDARS = ENDPOINTS_BY_NAME["calendars"]
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
+def as_views(spec: EndpointSpec, page: list[dict[str, Any]]) -> list[Any]:
+    """A page as the client hands it over with `record_views`: views when the page fits, else dicts."""
+    decode = page_decoder(spec, values=("updatedAt", "createdAt"))
+    if decode is None:  # a resource the views do not fit (secret fields)
+        return page
+    body = json.dumps({"status": "success", "data": page}, ensure_ascii=False).encode()
+    decoded = decode(body)
+    return page if decoded is None else decoded.records
+
+
 def typed(
     spec: EndpointSpec,
     records: list[dict[str, Any]],
     directory: Path,
     page_size: int | None = None,
+    views: bool = False,
     **spill_args: Any,
 ) -> tuple[list[dict[str, Any]], RecordSpill]:
     """Records through the spill (pages of `page_size`, one page by default), read back from its
-    Parquet parts."""
+    Parquet parts. `views`: pages given as the sync's client gives them (`as_views`)."""
     directory.mkdir(parents=True, exist_ok=True)
     spill = RecordSpill(spec, directory, NOW, **spill_args)
     step = page_size or max(1, len(records))
     for start in range(0, len(records), step):
-        spill.add(records[start : start + step])
+        page = records[start : start + step]
+        spill.add(as_views(spec, page) if views and page else page)
     paths = spill.finish()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -272,11 +285,13 @@ MISFITS = [
 ]
 
 
+@pytest.mark.parametrize("views", [False, True], ids=["dicts", "views"])
 @pytest.mark.parametrize("spec", ENDPOINTS, ids=lambda spec: spec.name)
-def test_same_tables_as_the_python_typing_on_the_demo_account_with_drift(spec, tmp_path):
+def test_same_tables_as_the_python_typing_on_the_demo_account_with_drift(spec, views, tmp_path):
     """Demo records (seated bookings with per-seat answers, teams' event types, ...) and, for bookings,
-    schema drift and hand-made misfits: the same typed values, `_extra` and counts as before."""
-    assert_same_as_reference(spec, DemoAccount(bookings=1_500, seed=11), tmp_path)
+    schema drift and hand-made misfits: the same typed values, `_extra` and counts as before, from
+    dicts and from views."""
+    assert_same_as_reference(spec, DemoAccount(bookings=1_500, seed=11), tmp_path, page_size=100, views=views)
 
 
 def test_same_tables_as_the_python_typing_on_the_nested_account(tmp_path):
@@ -284,15 +299,19 @@ def test_same_tables_as_the_python_typing_on_the_nested_account(tmp_path):
     assert_same_as_reference(BOOKINGS, DemoAccount(bookings=1_000, seed=5, shape="nested"), tmp_path)
 
 
+@pytest.mark.parametrize("views", [False, True], ids=["dicts", "views"])
 @pytest.mark.parametrize("shape", ["standard", "nested"])
-def test_trusted_batches_give_the_same_tables(shape, tmp_path):
+def test_trusted_batches_give_the_same_tables(shape, views, tmp_path):
     """Small batches without undeclared fields are typed by the JSON reader (the fast path), with the
-    same values and counts as the reference; the drifted and misfit batches are checked."""
+    same values and counts as the reference; the drifted and misfit batches are checked. With views
+    (the sync's pages), the same: pages with undeclared fields come as dicts and are marked."""
     account = DemoAccount(bookings=1_500, seed=3, shape=shape)
     spill = assert_same_as_reference(
-        BOOKINGS, account, tmp_path, page_size=50, misfits_first=True, batch_rows=100
+        BOOKINGS, account, tmp_path, page_size=50, misfits_first=True, batch_rows=100, views=views
     )
     assert spill.trusted_batches >= 2
+    if views:  # the account's pages before the drift do come as views
+        assert isinstance(as_views(BOOKINGS, all_records(account, "bookings")[:50])[0], RecordView)
 
 
 def test_odd_fields_of_earlier_batches_stay_checked_and_new_ones_are_found(tmp_path):
@@ -313,12 +332,13 @@ declared_records = st.lists(
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(declared_records)
-def test_any_values_of_declared_fields_type_as_the_reference(tmp_path_factory, records):
+@given(declared_records, st.booleans())
+def test_any_values_of_declared_fields_type_as_the_reference(tmp_path_factory, records, views):
     """Batches with declared fields only take the fast path whatever their values are: every value
-    of another type than its column's is found and checked, exactly as the reference types it."""
+    of another type than its column's is found and checked, exactly as the reference types it; the
+    same when the page comes as views (values as JSON text, re-encoded by msgspec)."""
     records = [{**r, "id": i} for i, r in enumerate(records)]
-    ours, spill = typed(BOOKINGS, records, tmp_path_factory.mktemp("spill"))
+    ours, spill = typed(BOOKINGS, records, tmp_path_factory.mktemp("spill"), views=views)
     reference, stats = reference_rows(BOOKINGS, records)
     assert_same_rows(BOOKINGS, ours, reference)
     assert (spill.stats.converted, spill.stats.kept_in_extra) == (stats.converted, stats.kept_in_extra)
@@ -338,6 +358,7 @@ def assert_same_as_reference(
     page_size: int | None = None,
     misfits_first: bool = False,
     batch_rows: int = 400,
+    views: bool = False,
 ) -> RecordSpill:
     records = [
         {k: v for k, v in r.items() if k not in spec.secret_fields} for r in all_records(account, spec.name)
@@ -348,7 +369,7 @@ def assert_same_as_reference(
         records = MISFITS + drifted if misfits_first else drifted + MISFITS
         assert any(r.get("seatsShowAttendees") is not None or "seatUid" in json.dumps(r) for r in records)
     assert records
-    ours, spill = typed(spec, records, tmp_path, page_size, batch_rows=batch_rows)
+    ours, spill = typed(spec, records, tmp_path, page_size, views=views, batch_rows=batch_rows)
     reference, stats = reference_rows(spec, records)
     assert_same_rows(spec, ours, reference)
     assert spill.stats == TypingStats(

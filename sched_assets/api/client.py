@@ -37,6 +37,8 @@ from sched_assets.api.specs import MAX_PAGE_SIZE, EndpointSpec, LegacyShape
 if TYPE_CHECKING:
     import ssl
 
+    from sched_assets.api.views import RecordView
+
 USER_AGENT = f"sched_assets/{__version__} (python-httpx/{httpx.__version__})"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 _LOG = logging.getLogger(__name__)
@@ -143,10 +145,11 @@ class SyncStats:
 
 @dataclass
 class Page:
-    """The records of one response, already selected and stripped of secrets."""
+    """The records of one response, already selected and stripped of secrets: dicts, or `RecordView`s
+    (read with `get`) from a client made with `record_views`."""
 
     number: int
-    records: list[Record]
+    records: list[Record] | list[RecordView]
     skip: int | None = None
     pagination: Mapping[str, Any] | None = None
 
@@ -177,8 +180,12 @@ class SchedApiClient:
         logger: logging.Logger | Any | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        record_views: bool = False,
     ) -> None:
+        """`record_views`: paged records come as `views.RecordView`s (declared fields as the server's JSON
+        text, for the spill) where a page fits that path, else as dicts; dicts always when False."""
         self.config = config
+        self.record_views = record_views
         self.log = logger or _LOG  # the run's logger; readers built on the client (keyset) share it
         self._sleep = sleep
         self._random = random.Random()
@@ -383,9 +390,19 @@ class SchedApiClient:
 
     def fetch_page(self, spec: EndpointSpec, params: dict[str, str], number: int, stats: SyncStats) -> Page:
         """One page: its records (selected, secrets removed) and the server's pagination facts."""
-        body = self._get(spec, params, stats).body
-        pagination = body.get("pagination") if isinstance(body, dict) else None
         skip = _int_or_none(params.get("skip"))
+        views = _views_of(spec) if self.record_views else None
+        if views is None:
+            body = self._get(spec, params, stats).body
+        else:
+            from sched_assets.api.views import DecodedPage
+
+            body = self._get(spec, params, stats, parse=views).body
+            if isinstance(body, DecodedPage):
+                stats.note_shape(ResponseShape.DOCUMENTED)
+                pagination = body.pagination
+                return Page(number, body.records, skip, pagination if isinstance(pagination, dict) else None)
+        pagination = body.get("pagination") if isinstance(body, dict) else None
         return Page(
             number,
             self._records(spec, body, stats),
@@ -461,7 +478,13 @@ class SchedApiClient:
 
     # ---- one request with retries -------------------------------------------------------------
 
-    def _get(self, spec: EndpointSpec, params: dict[str, str], stats: SyncStats) -> _Response:
+    def _get(
+        self,
+        spec: EndpointSpec,
+        params: dict[str, str],
+        stats: SyncStats,
+        parse: Callable[[bytes], Any] | None = None,
+    ) -> _Response:
         path = spec.path
         last_problem = ""
         for attempt in range(self.config.max_retries + 1):
@@ -506,7 +529,7 @@ class SchedApiClient:
                     status, response.content, response.headers.get("content-type", ""), spec.name, path
                 )
             try:
-                body = _parse_json(response.content)
+                body = (parse or _parse_json)(response.content)
             except ValueError:
                 last_problem = "a 200 response whose body is not valid JSON (truncated?)"
                 self._retry_wait(spec, attempt, last_problem)
@@ -544,6 +567,23 @@ class SchedApiClient:
 
     def _log_pacing(self, wait: float, why: str) -> None:
         self.log.info(f"Pacing requests: {why} ({wait:.1f} s).")
+
+
+def _views_of(spec: EndpointSpec) -> Callable[[bytes], Any] | None:
+    """`spec`'s page parser giving views (`api.views`, decoders built once per resource), falling back
+    to `_parse_json` for a page that does not fit; None when the resource never fits."""
+    from sched_assets.api.views import page_decoder
+
+    orders = (spec.incremental_order, spec.full_order)
+    decode = page_decoder(spec, values=[order.field for order in orders if order is not None])
+    if decode is None:
+        return None
+
+    def parse(content: bytes) -> Any:
+        page = decode(content)
+        return page if page is not None else _parse_json(content)
+
+    return parse
 
 
 def _parse_json(content: bytes) -> Any:

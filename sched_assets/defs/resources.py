@@ -195,7 +195,8 @@ class SchedApiResource(dg.ConfigurableResource):
             transport = demo_transport(
                 DemoApi(DemoAccount(bookings=self.demo_bookings, shape=self.demo_shape))
             )
-        return SchedApiClient(config, transport=transport, logger=logger)
+        # Views: the sync spills pages as they came, without building their records in Python.
+        return SchedApiClient(config, transport=transport, logger=logger, record_views=True)
 
 
 def _without_credentials(url: str) -> str:

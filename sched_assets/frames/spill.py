@@ -1,8 +1,9 @@
 """Spill a resource's records to disk as JSON and type them in DuckDB, batch by batch, into Parquet.
 
-Python's only per-page work is one `orjson.dumps` of the page's records and a key-set union that marks
-the rare record with undeclared fields (see `typed_sql`); the client already parsed each page to read
-its pagination. Every `batch_rows` records (or `batch_bytes` of them), the process's in-memory DuckDB
+Python's only per-page work is one encode of the page's records: views (`api.views`, declared fields
+kept as the server's JSON text) in one `msgspec` call, or dicts (a page the views do not fit) with
+`orjson.dumps` after a key-set union that marks the rare record with undeclared fields (see
+`typed_sql`). Every `batch_rows` records (or `batch_bytes` of them), the process's in-memory DuckDB
 (one for all spills, a connection each) types the batch (one JSON array) with the spec's SQL
 (`typed_sql`) into a numbered Parquet part, collects the metadata counts, and the JSON is deleted.
 Typing runs while the next pages are on the wire (DuckDB releases the GIL), memory stays bounded by one
@@ -22,6 +23,7 @@ import shutil
 import tempfile
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sched_assets.api.specs import EndpointSpec
+from sched_assets.api.views import RecordView
+from sched_assets.api.views import encode as encode_views
 from sched_assets.frames.columns import column_types
 from sched_assets.frames.typed_sql import (
     CONVERTED,
@@ -120,6 +124,14 @@ def _close_typing_database(spill: str) -> None:
     shutil.rmtree(spill, ignore_errors=True)
 
 
+def _dumps(records: list[dict[str, Any]]) -> bytes:
+    try:
+        return orjson.dumps(records, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        # Integers beyond 64 bits (parsed by the stdlib fallback) are valid JSON; keep them exactly.
+        return json.dumps(records, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 class SecretInSpillError(RuntimeError):
     """A record reached the spill with a secret field: a bug in the client's stripping, never stored."""
 
@@ -168,11 +180,12 @@ class RecordSpill:
         self.trusted_batches = 0  # batches typed by `trusted_select`
         self._suspects: frozenset[str] = frozenset()  # fields with an odd value in an earlier batch
 
-    def add(self, records: list[dict[str, Any]]) -> None:
+    def add(self, records: list[dict[str, Any]] | list[RecordView]) -> None:
         """Append a page's records (in page order) to the current batch; hand it to the typer when full.
 
-        The batch file is one JSON array, and a page is added to it with one `orjson.dumps` of its
-        list (a quarter of the CPU of one call per record)."""
+        The batch file is one JSON array, and a page is added to it with one call that encodes its
+        list (a quarter of the CPU of one call per record): `api.views.encode` for a page of views,
+        else `orjson.dumps` of the dicts, marking those with undeclared fields."""
         if not records:
             return
         if self._file is None:
@@ -181,21 +194,21 @@ class RecordSpill:
             fd = os.open(self._batch_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             self._file = os.fdopen(fd, "wb", buffering=1 << 20)
             self._file.write(b"[")
-        known = self._known
-        if not known.issuperset(set().union(*records)):  # the rare page with undeclared fields
-            mark = {UNDECLARED_MARK: True}
-            records = [r if r.keys() <= known else {**mark, **r} for r in records]
-            self._marked = True
-        try:
-            data = orjson.dumps(records, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:
-            # Integers beyond 64 bits (parsed by the stdlib fallback) are valid JSON; keep them exactly.
-            data = json.dumps(records, ensure_ascii=False, separators=(",", ":")).encode()
+        if isinstance(records[0], RecordView):  # a page of views: declared fields only (`api.views`)
+            dumps: Callable[[Any], bytes] = encode_views
+        else:
+            known = self._known
+            if not known.issuperset(set().union(*records)):  # the rare page with undeclared fields
+                mark = {UNDECLARED_MARK: True}
+                records = [r if r.keys() <= known else {**mark, **r} for r in records]
+                self._marked = True
+            dumps = _dumps
+        data = dumps(records)
         # The JSON reader's buffers are sized to the longest record; a page under the reader's floor
         # cannot hold a longer one, so only a large page is measured record by record.
         longest = len(data)
         if longest > _MIN_OBJECT_BYTES:
-            longest = max(len(orjson.dumps(r, option=orjson.OPT_NON_STR_KEYS)) for r in records)
+            longest = max(len(dumps([r])) - 2 for r in records)
         self._longest = max(self._longest, longest)
         if self._batch_records:
             self._file.write(b",")
