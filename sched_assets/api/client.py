@@ -1,6 +1,7 @@
 """HTTP client for the scheduling API: auth, record selection, paging, retries and rate-limit pacing.
 
-Plain Python (httpx + orjson). It knows nothing about Dagster, DuckDB or Polars.
+Plain Python (httpx, orjson; msgspec for pages decoded as views). It knows nothing about Dagster,
+DuckDB or Polars.
 """
 
 from __future__ import annotations
