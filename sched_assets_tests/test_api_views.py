@@ -34,7 +34,7 @@ RECORDS = [
         "updatedAt": "2026-01-02T00:00:00.000Z",
     },
     {"id": 2, "duration": "30", "location": {"type": "zoom"}, "hosts": None, "updatedAt": None},
-    {"id": 123456789012345678901234567890, "rating": 1e300},
+    {"id": 123456789012345678901234567890, "rating": 1e300, "duration": -(2**70) - 1},
 ]
 
 
@@ -202,3 +202,24 @@ def test_a_sync_with_views_stores_the_same_tables_as_with_dicts(shape, tmp_path:
         assert table_rows(tmp_path / "views.duckdb", table) == table_rows(tmp_path / "dicts.duckdb", table), (
             table
         )
+
+
+@pytest.mark.parametrize("record_views", [True, False])
+def test_integers_beyond_64_bits_stay_exact_on_every_path(record_views):
+    """A page of views, and a page of dicts (an undeclared field, or a client without views): such an
+    integer arrives exactly, not as the float orjson would make of it."""
+    big = -(2**70) - 1
+    body = page_body([{"id": 1, "duration": big}, {"id": 2, "duration": big, "brandNew": big}])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        skip = int(request.url.params["skip"])
+        return httpx.Response(
+            200, content=json.dumps({"data": json.loads(body)["data"][skip : skip + 1]}).encode()
+        )
+
+    with client_on(handler, record_views=record_views) as client:
+        first, second = (
+            client.fetch_page(BOOKINGS, {"take": "1", "skip": str(i)}, i, SyncStats()) for i in (0, 1)
+        )
+    assert first.records[0].get("duration") == big
+    assert second.records[0]["duration"] == big and second.records[0]["brandNew"] == big

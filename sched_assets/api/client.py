@@ -1,6 +1,6 @@
 """HTTP client for the scheduling API: auth, record selection, paging, retries and rate-limit pacing.
 
-Plain Python (httpx, orjson; msgspec for pages decoded as views). It knows nothing about Dagster,
+Plain Python (httpx, msgspec). It knows nothing about Dagster,
 DuckDB or Polars.
 """
 
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
+import msgspec
 import orjson
 
 from sched_assets import __version__
@@ -588,10 +589,11 @@ def _views_of(spec: EndpointSpec) -> Callable[[bytes], Any] | None:
 
 
 def _parse_json(content: bytes) -> Any:
-    """orjson for speed; the stdlib for valid JSON orjson refuses (integers beyond 64 bits)."""
+    """msgspec: as fast as orjson, and exact for integers beyond 64 bits (orjson 3.13 reads those as
+    floats, silently); the stdlib for valid JSON msgspec refuses (NaN, lone surrogate escapes)."""
     try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
+        return msgspec.json.decode(content)
+    except msgspec.DecodeError:
         return json.loads(content)
 
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
-import orjson
 
 from sched_assets.api.specs import EndpointSpec
 
@@ -38,8 +37,8 @@ class RecordView(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
         value = getattr(self, attr) if attr is not None else msgspec.UNSET
         if value is msgspec.UNSET:
             return default
-        if isinstance(value, msgspec.Raw):
-            return orjson.loads(memoryview(value))  # a field paging does not usually ask for
+        if isinstance(value, msgspec.Raw):  # a field paging does not usually ask for
+            return msgspec.json.decode(memoryview(value))  # integers beyond 64 bits stay exact
         return value
 
 
