@@ -11,7 +11,7 @@ import dagster as dg
 import httpx
 import pytest
 
-from sched_assets.api.client import ClientConfig, SchedApiClient, SyncStats
+from sched_assets.api.client import ClientConfig, SchedApiClient, SyncStats, record_key
 from sched_assets.api.keyset import _KeysetRead, _span
 from sched_assets.api.specs import ENDPOINTS_BY_NAME
 from sched_assets.api.views import RecordView, encode, page_decoder
@@ -223,3 +223,9 @@ def test_integers_beyond_64_bits_stay_exact_on_every_path(record_views):
         )
     assert first.records[0].get("duration") == big
     assert second.records[0]["duration"] == big and second.records[0]["brandNew"] == big
+
+
+def test_a_key_holding_an_integer_beyond_64_bits_can_still_be_compared():
+    record = {"id": [2**70 + 1], "title": "t"}
+    assert record_key(BOOKINGS, record) == record_key(BOOKINGS, {"id": [2**70 + 1]})
+    assert record_key(BOOKINGS, record) != record_key(BOOKINGS, {"id": [2**70 + 2]})

@@ -604,7 +604,10 @@ def record_key(spec: EndpointSpec, record: Record) -> tuple[Any, ...]:
 
 def _hashable(value: Any) -> Any:
     if isinstance(value, (dict, list)):
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # an integer beyond 64 bits (parsed exactly) inside
+            return json.dumps(value, sort_keys=True).encode()
     return value
 
 
