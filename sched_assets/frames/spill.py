@@ -56,7 +56,9 @@ if TYPE_CHECKING:
 PREVIEW_ROWS = 5
 BATCH_ROWS = 10_000  # Parquet parts stay small: DuckDB decodes a row group whole within the write's budget
 # ... and so does a batch's JSON: wide records (many attendees, seats, answers) make smaller batches.
-BATCH_BYTES = 16 << 20
+# 8 MB (~2,000 nested bookings, ~6,000 standard): typing as fast as with 16 MB, and the read's peak
+# ~35 MB lower on 100,000 nested bookings (`benchmarks/step_phases.py`, 2026-12-04).
+BATCH_BYTES = 8 << 20
 # All typing of the process at once (`_typing_database`): a run types ~8 accounts' resources together
 # (256 MB ran out at 2,000 bookings each; 1 GB measured peaks: 389 MB for one 100,000-booking account,
 # 450 MB per run of 25 accounts).
