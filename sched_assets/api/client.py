@@ -1,7 +1,6 @@
 """HTTP client for the scheduling API: auth, record selection, paging, retries and rate-limit pacing.
 
-Plain Python (httpx, msgspec). It knows nothing about Dagster,
-DuckDB or Polars.
+Plain Python (httpx, msgspec). It knows nothing about Dagster, DuckDB or Polars.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import msgspec
-import orjson
 
 from sched_assets import __version__
 from sched_assets.api.errors import (
@@ -604,10 +602,7 @@ def record_key(spec: EndpointSpec, record: Record) -> tuple[Any, ...]:
 
 def _hashable(value: Any) -> Any:
     if isinstance(value, (dict, list)):
-        try:
-            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-        except TypeError:  # an integer beyond 64 bits (parsed exactly) inside
-            return json.dumps(value, sort_keys=True).encode()
+        return msgspec.json.encode(value, order="sorted")  # exact for integers of any size
     return value
 
 

@@ -130,7 +130,7 @@ def _dumps(records: list[dict[str, Any]]) -> bytes:
     try:
         return orjson.dumps(records, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
-        # Integers beyond 64 bits (parsed by the stdlib fallback) are valid JSON; keep them exactly.
+        # Integers beyond 64 bits (the client parses them exactly) are valid JSON; keep them exactly.
         return json.dumps(records, ensure_ascii=False, separators=(",", ":")).encode()
 
 
